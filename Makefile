@@ -1,0 +1,44 @@
+# spvla — two commands on a fresh machine:
+#   make demo   set up .venv and run the main job on an embedded default (no robot, no GPU, no downloads)
+#   make test   set up .venv and run every test
+# Both are idempotent; the second run only re-installs when requirements/ or setup.py changed.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+SHARED ?= ../shared
+REQ_MAIN := $(sort $(wildcard requirements/main*.txt))
+BRIDGE := $(SHARED)/data/bridge_debug_25ep.npz
+DEMO_DATA := $(if $(wildcard $(BRIDGE)),$(BRIDGE),synthetic)
+# Isolate DDS traffic of tests and demos to this host.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(VENV)/.deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip setuptools wheel
+
+$(VENV)/.deps: $(BIN)/python $(REQ_MAIN) requirements/test.txt setup.py
+	$(BIN)/python -m pip install -q $(addprefix -r ,$(REQ_MAIN)) -r requirements/test.txt
+	bash tools/patch_ros_cmake.sh $(VENV)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: setup
+	$(BIN)/spvla-bench scheduler --data $(DEMO_DATA)
+
+test: setup
+	$(BIN)/python -m pytest -q -ra test
+
+bench: setup
+	$(BIN)/spvla-bench scheduler --data $(DEMO_DATA) --json bench-scheduler.json
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

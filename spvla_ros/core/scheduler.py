@@ -1,0 +1,183 @@
+"""SP-VLA action-aware model scheduler: decide per action step whether to call the VLA or extrapolate.
+
+Usage at each action step::
+
+    decision = sched.decide()
+    action = sched.extrapolate() if decision.extrapolate else None
+    if action is None:                     # model path (or the cheap path failed its validity check)
+        action = call_model()
+        sched.commit(action, from_model=True)
+    else:
+        sched.commit(action, from_model=False)
+
+or simply ``sched.step(call_model)``. Actions are (7,) ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``
+in the model's action units; the scheduler is unit-agnostic (see :mod:`scheduler_config` for the speed
+convention). The buffer holds the executed actions, model outputs and extrapolations alike (paper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from spvla_ros.core.extrapolation import make_extrapolator
+from spvla_ros.core.scheduler_config import ACTION_DIM, TRANSLATION, SchedulerConfig
+
+
+class Reason(str, Enum):
+    """Why a decision was taken (published in the scheduler status)."""
+
+    BUFFER_NOT_FULL = "buffer_not_full"
+    MAX_CONSECUTIVE = "max_consecutive"
+    SPEED_OUT_OF_BAND = "speed_out_of_band"
+    FEW_INTUITIVE = "few_intuitive"
+    EXTRAPOLATE = "extrapolate"
+    INVALID_EXTRAPOLATION = "invalid_extrapolation"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One scheduling decision.
+
+    Attributes:
+        extrapolate: True for the cheap path, False for a model call.
+        reason: why.
+        speed: ``||a_xyz||`` of the last executed action, action units per step (NaN if the buffer is empty).
+        intuitive_ratio: intuitive steps / buffer size, in [0, 1].
+    """
+
+    extrapolate: bool
+    reason: Reason
+    speed: float
+    intuitive_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The action executed at one step and how it was obtained."""
+
+    action: np.ndarray
+    from_model: bool
+    reason: Reason
+
+
+class ActionScheduler:
+    """Stateful SP-VLA scheduler over the last ``buffer_size`` executed actions."""
+
+    def __init__(self, config: SchedulerConfig | None = None) -> None:
+        self._config = config or SchedulerConfig()
+        self._apply(self._config)
+        self.reset()
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def config(self) -> SchedulerConfig:
+        return self._config
+
+    def reconfigure(self, config: SchedulerConfig) -> None:
+        """Swap in a new (already validated) config. A changed buffer size restarts the schedule."""
+        old_n = self._config.buffer_size
+        self._config = config
+        self._apply(config)
+        if config.buffer_size != old_n:
+            self.reset()
+
+    def _apply(self, config: SchedulerConfig) -> None:
+        self._extrapolator = make_extrapolator(config.extrapolator, config.buffer_size, config.ridge_lambda)
+        self._v_min = config.v_min_resolved
+        self._v_max = config.v_max_resolved
+        self._clip = config.clip_bound_resolved
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Restart the schedule (new episode or instruction): empty buffer, next step calls the model."""
+        n = self._config.buffer_size
+        self._buffer = np.zeros((n, ACTION_DIM), dtype=np.float64)
+        self._count = 0
+        self._consecutive = 0
+
+    @property
+    def buffer(self) -> np.ndarray:
+        """The executed actions held, oldest first, shape (filled, 7). A copy."""
+        n = self._config.buffer_size
+        return self._buffer[n - min(self._count, n) :].copy()
+
+    @property
+    def consecutive_extrapolations(self) -> int:
+        return self._consecutive
+
+    # ------------------------------------------------------------------ decision (paper Eq. 1)
+    def decide(self) -> Decision:
+        """Decide the path for the next step from the buffer; no side effects."""
+        n = self._config.buffer_size
+        if self._count < n:
+            return Decision(False, Reason.BUFFER_NOT_FULL, self._last_speed(), 0.0)
+        xyz = self._buffer[:, TRANSLATION]
+        intuitive = np.all(np.abs(xyz) > self._v_min, axis=1)
+        ratio = float(intuitive.sum()) / n
+        speed = float(np.sqrt(xyz[-1] @ xyz[-1]))
+        if self._consecutive >= self._config.max_consecutive_extrapolations:
+            return Decision(False, Reason.MAX_CONSECUTIVE, speed, ratio)
+        if not self._v_min <= speed <= self._v_max:
+            return Decision(False, Reason.SPEED_OUT_OF_BAND, speed, ratio)
+        if not ratio > self._config.tau:
+            return Decision(False, Reason.FEW_INTUITIVE, speed, ratio)
+        return Decision(True, Reason.EXTRAPOLATE, speed, ratio)
+
+    def _last_speed(self) -> float:
+        if self._count == 0:
+            return float("nan")
+        return float(np.linalg.norm(self._buffer[-1, TRANSLATION]))
+
+    # ------------------------------------------------------------------ cheap path (paper Eq. 2-4 + guards)
+    def extrapolate(self) -> np.ndarray | None:
+        """Predict the next action from the buffer, or None when the result fails its validity check.
+
+        Translation comes from the extrapolator; rotation and gripper are carried over from t-1. Guards:
+        each axis' change from t-1 is capped at the largest change seen in the buffer, then each axis is
+        clipped to ``clip_bound``. Call only after :meth:`decide` said so (needs a full buffer).
+        """
+        if self._count < self._config.buffer_size:
+            raise RuntimeError("extrapolate() needs a full buffer; call decide() first")
+        xyz = self._buffer[:, TRANSLATION]
+        last = self._buffer[-1]
+        pred = np.asarray(self._extrapolator(xyz), dtype=np.float64)
+        if self._config.cap_step_change:
+            cap = np.abs(np.diff(xyz, axis=0)).max(axis=0)
+            pred = last[TRANSLATION] + np.clip(pred - last[TRANSLATION], -cap, cap)
+        pred = np.clip(pred, -self._clip, self._clip)
+        if pred.shape != (3,) or not np.isfinite(pred).all():
+            return None
+        action = last.copy()
+        action[TRANSLATION] = pred
+        return action
+
+    # ------------------------------------------------------------------ bookkeeping
+    def commit(self, action: np.ndarray, from_model: bool) -> None:
+        """Record the action actually executed at this step (7,). Rejects NaN/Inf and wrong shapes."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
+        if not np.isfinite(action).all():
+            raise ValueError(f"action contains NaN or Inf: {action}")
+        self._buffer[:-1] = self._buffer[1:]
+        self._buffer[-1] = action
+        self._count += 1
+        self._consecutive = 0 if from_model else self._consecutive + 1
+
+    def step(self, call_model: Callable[[], np.ndarray]) -> StepResult:
+        """One scheduled step: decide, extrapolate or call the model, commit, and return what was executed."""
+        decision = self.decide()
+        reason = decision.reason
+        if decision.extrapolate:
+            action = self.extrapolate()
+            if action is not None:
+                self.commit(action, from_model=False)
+                return StepResult(action, False, reason)
+            reason = Reason.INVALID_EXTRAPOLATION
+        action = np.asarray(call_model(), dtype=np.float64)
+        self.commit(action, from_model=True)
+        return StepResult(action, True, reason)

@@ -1,0 +1,137 @@
+"""Configuration of the SP-VLA action scheduler (paper Eq. 1-4), validated at construction.
+
+Speed convention (used everywhere in spvla): the *speed* of an action is the Euclidean norm of its
+translational part ``||(a_x, a_y, a_z)||`` in the action's own units per action step (e.g. metres per
+step for BridgeData deltas). The *intuitive* indicator is per axis, as the paper writes it: a step is
+intuitive iff ``|a_x|``, ``|a_y|`` and ``|a_z|`` each exceed ``v_min``.
+
+The speed range is ``[0, speed_range]``; by default ``v_min = 1/4`` and ``v_max = 3/4`` of it (paper).
+For recorded data, :func:`speed_range_from_actions` derives ``speed_range`` as a high percentile of the
+observed speeds, so the defaults mean the same thing on any robot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES
+
+ACTION_DIM = 7
+"""[dx, dy, dz, droll, dpitch, dyaw, gripper]."""
+TRANSLATION = slice(0, 3)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """SP-VLA scheduler settings.
+
+    Args:
+        buffer_size: n, how many executed actions are kept and regressed over (paper: 6).
+        tau: the cheap path needs (intuitive steps in buffer) / n > tau, in [0, 1] (paper: 0.5).
+        speed_range: top of the speed range, action units per step (> 0). Drives the v_min/v_max defaults.
+        v_min: lower speed bound, action units per step; ``None`` means ``v_min_fraction * speed_range``.
+        v_max: upper speed bound, action units per step; ``None`` means ``v_max_fraction * speed_range``.
+        v_min_fraction: default v_min as a fraction of speed_range (paper: 1/4).
+        v_max_fraction: default v_max as a fraction of speed_range (paper: 3/4).
+        ridge_lambda: L2 penalty of the ridge regression (>= 0). Not given in the paper; 0.1 is ours.
+        extrapolator: cheap-path predictor, one of ``ridge`` (paper), ``repeat_last``, ``linear``.
+        clip_bound: per-axis bound on an extrapolated translational action, action units per step;
+            ``None`` means ``speed_range``.
+        cap_step_change: cap each axis' change from the last action at the largest change in the buffer.
+        max_consecutive_extrapolations: force a model call after this many cheap steps in a row (>= 1).
+            Default 5 = n - 1, so the buffer always holds at least one model output.
+    """
+
+    # --- paper Eq. 1 ---
+    buffer_size: int = 6
+    tau: float = 0.5
+    speed_range: float = 1.0
+    v_min: float | None = None
+    v_max: float | None = None
+    v_min_fraction: float = 0.25
+    v_max_fraction: float = 0.75
+    # --- paper Eq. 2-4 ---
+    ridge_lambda: float = 0.1
+    extrapolator: str = "ridge"
+    # --- guards (from the method's public code) ---
+    clip_bound: float | None = None
+    cap_step_change: bool = True
+    max_consecutive_extrapolations: int = 5
+    # resolved values (filled in __post_init__)
+    v_min_resolved: float = field(init=False, repr=False)
+    v_max_resolved: float = field(init=False, repr=False)
+    clip_bound_resolved: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.buffer_size, bool) or not isinstance(self.buffer_size, int) or self.buffer_size < 2:
+            raise ValueError(f"buffer_size must be an int >= 2, got {self.buffer_size!r}")
+        _check_finite("tau", self.tau)
+        if not 0.0 <= self.tau <= 1.0:
+            raise ValueError(f"tau must be in [0, 1], got {self.tau}")
+        _check_finite("speed_range", self.speed_range)
+        if self.speed_range <= 0:
+            raise ValueError(f"speed_range must be > 0, got {self.speed_range}")
+        for name in ("v_min_fraction", "v_max_fraction"):
+            value = getattr(self, name)
+            _check_finite(name, value)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        v_min = self.v_min_fraction * self.speed_range if self.v_min is None else self.v_min
+        v_max = self.v_max_fraction * self.speed_range if self.v_max is None else self.v_max
+        _check_finite("v_min", v_min)
+        _check_finite("v_max", v_max)
+        if v_min < 0:
+            raise ValueError(f"v_min must be >= 0, got {v_min}")
+        if v_min > v_max:
+            raise ValueError(f"v_min ({v_min}) must not exceed v_max ({v_max})")
+        _check_finite("ridge_lambda", self.ridge_lambda)
+        if self.ridge_lambda < 0:
+            raise ValueError(f"ridge_lambda must be >= 0, got {self.ridge_lambda}")
+        if self.extrapolator not in EXTRAPOLATOR_NAMES:
+            raise ValueError(f"extrapolator must be one of {EXTRAPOLATOR_NAMES}, got {self.extrapolator!r}")
+        clip = self.speed_range if self.clip_bound is None else self.clip_bound
+        _check_finite("clip_bound", clip)
+        if clip <= 0:
+            raise ValueError(f"clip_bound must be > 0, got {clip}")
+        m = self.max_consecutive_extrapolations
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"max_consecutive_extrapolations must be an int >= 1, got {m!r}")
+        object.__setattr__(self, "v_min_resolved", float(v_min))
+        object.__setattr__(self, "v_max_resolved", float(v_max))
+        object.__setattr__(self, "clip_bound_resolved", float(clip))
+
+    def with_changes(self, **changes: object) -> SchedulerConfig:
+        """A validated copy with some fields changed (raises ValueError and leaves ``self`` as it is)."""
+        return replace(self, **changes)
+
+
+def _check_finite(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def speed_range_from_actions(actions: np.ndarray, percentile: float = 95.0) -> float:
+    """Top of the speed range of recorded actions: the ``percentile`` of ``||a_xyz||`` over non-zero steps.
+
+    A percentile rather than the maximum keeps one outlier from stretching the bands. Steps with exactly
+    zero translation (padding, episode starts in BridgeData) are excluded.
+
+    Args:
+        actions: (N, >=3) actions, translation first, action units per step.
+        percentile: in (0, 100].
+    """
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.ndim != 2 or actions.shape[1] < 3:
+        raise ValueError(f"actions must have shape (N, >=3), got {actions.shape}")
+    if not np.isfinite(actions[:, TRANSLATION]).all():
+        raise ValueError("actions contain NaN or Inf")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    speeds = np.linalg.norm(actions[:, TRANSLATION], axis=1)
+    speeds = speeds[speeds > 0]
+    if speeds.size == 0:
+        raise ValueError("no moving step in the actions: cannot derive a speed range")
+    return float(np.percentile(speeds, percentile))
