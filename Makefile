@@ -16,7 +16,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo test bench lint clean
 
-setup: $(VENV)/.deps
+# Extra set-up steps (msg builds, simulator venvs) live in mk/*.mk and append their stamp files here.
+SETUP_DEPS := $(VENV)/.deps
+-include $(sort $(wildcard mk/*.mk))
+
+setup: $(SETUP_DEPS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
