@@ -23,7 +23,7 @@ from enum import Enum
 
 import numpy as np
 
-from spvla_ros.core.extrapolation import make_extrapolator
+from spvla_ros.core.extrapolation import Extrapolator, make_extrapolator
 from spvla_ros.core.scheduler_config import ACTION_DIM, TRANSLATION, SchedulerConfig
 
 
@@ -133,18 +133,22 @@ class ActionScheduler:
         return float(np.linalg.norm(self._buffer[-1, TRANSLATION]))
 
     # ------------------------------------------------------------------ cheap path (paper Eq. 2-4 + guards)
-    def extrapolate(self) -> np.ndarray | None:
+    def extrapolate(self, extrapolator: Extrapolator | None = None) -> np.ndarray | None:
         """Predict the next action from the buffer, or None when the result fails its validity check.
 
         Translation comes from the extrapolator; rotation and gripper are carried over from t-1. Guards:
         each axis' change from t-1 is capped at the largest change seen in the buffer, then each axis is
         clipped to ``clip_bound``. Call only after :meth:`decide` said so (needs a full buffer).
+
+        Args:
+            extrapolator: predictor to use instead of the configured one, under the same guards
+                (benchmarks compare baselines on the very same buffer this way).
         """
         if self._count < self._config.buffer_size:
             raise RuntimeError("extrapolate() needs a full buffer; call decide() first")
         xyz = self._buffer[:, TRANSLATION]
         last = self._buffer[-1]
-        pred = np.asarray(self._extrapolator(xyz), dtype=np.float64)
+        pred = np.asarray((extrapolator or self._extrapolator)(xyz), dtype=np.float64)
         if self._config.cap_step_change:
             cap = np.abs(np.diff(xyz, axis=0)).max(axis=0)
             pred = last[TRANSLATION] + np.clip(pred - last[TRANSLATION], -cap, cap)

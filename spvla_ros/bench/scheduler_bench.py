@@ -1,0 +1,238 @@
+"""Replay recorded actions through the SP-VLA scheduler with an oracle standing in for the VLA.
+
+At each step the scheduler decides. A model call returns the recorded action (the oracle); an
+extrapolated step is compared with the recorded action. Ridge, repeat-last and linear predictions are all
+made from the very same buffer on the very same steps (the schedule is the configured one), so their
+errors compare like for like. ``extrap_rmse_xyz`` is sqrt(mean ||pred_xyz - recorded_xyz||^2) over the
+extrapolated steps, in the data's units (metres per step for BridgeData).
+
+The speed range is derived from the data: the 95th percentile of ``||a_xyz||`` over moving steps
+(:func:`speed_range_from_actions`), so ``v_min``/``v_max`` = 1/4 and 3/4 of it mean the same on any robot.
+
+Example::
+
+    spvla-bench scheduler --data ../shared/data/bridge_debug_25ep.npz --json out.json --plot out.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from spvla_ros.bench.report_io import format_table, machine_info, write_json
+from spvla_ros.core.action_data import load_action_episodes, synthetic_episodes
+from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
+from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES, make_extrapolator
+from spvla_ros.core.scheduler import ActionScheduler
+from spvla_ros.core.scheduler_config import TRANSLATION, SchedulerConfig, speed_range_from_actions
+
+HELP = "replay recorded actions through the scheduler (oracle model) and report speedup and error"
+SPEED_PERCENTILE = 95.0
+SWEEP_TAU = (0.0, 1 / 6, 1 / 3, 0.5, 2 / 3)
+SWEEP_V_MIN_FRACTION = (0.0, 0.05, 0.1, 0.25)
+SWEEP_V_MAX_FRACTION = (0.75, 1.0, 2.0)
+
+
+@dataclass
+class ReplayResult:
+    """Figures of one replay of all episodes under one config."""
+
+    steps: int
+    model_calls: int
+    extrapolated_steps: int
+    model_call_fraction: float
+    speedup: float
+    rmse_xyz: dict[str, float]  # extrapolator name -> RMSE on the extrapolated steps
+
+
+def replay(episodes: list[np.ndarray], config: SchedulerConfig) -> tuple[ReplayResult, np.ndarray]:
+    """Replay ``episodes`` under ``config``; returns figures and per-step overhead in microseconds.
+
+    The overhead is the in-process time of decide + extrapolate + commit per step (the oracle call is not
+    counted: it stands in for the model).
+    """
+    sched = ActionScheduler(config)
+    baselines = {
+        name: make_extrapolator(name, config.buffer_size, config.ridge_lambda)
+        for name in EXTRAPOLATOR_NAMES
+        if name != config.extrapolator
+    }
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in EXTRAPOLATOR_NAMES}
+    overhead_ns = []
+    steps = model_calls = 0
+    for episode in episodes:
+        sched.reset()
+        for recorded in episode:
+            t0 = time.perf_counter_ns()
+            decision = sched.decide()
+            action = sched.extrapolate() if decision.extrapolate else None
+            t1 = time.perf_counter_ns()
+            if action is not None:  # baselines on the very same buffer, outside the timed section
+                errors[config.extrapolator].append(action[TRANSLATION] - recorded[TRANSLATION])
+                for name, extrapolator in baselines.items():
+                    pred = sched.extrapolate(extrapolator)
+                    errors[name].append(pred[TRANSLATION] - recorded[TRANSLATION])
+            t2 = time.perf_counter_ns()
+            if action is None:
+                sched.commit(recorded, from_model=True)
+                model_calls += 1
+            else:
+                sched.commit(action, from_model=False)
+            overhead_ns.append((t1 - t0) + (time.perf_counter_ns() - t2))
+            steps += 1
+    extrapolated = steps - model_calls
+    rmse = {
+        name: float(np.sqrt(np.mean(np.sum(np.square(errs), axis=1)))) if errs else float("nan")
+        for name, errs in errors.items()
+    }
+    result = ReplayResult(
+        steps=steps,
+        model_calls=model_calls,
+        extrapolated_steps=extrapolated,
+        model_call_fraction=model_calls / steps if steps else float("nan"),
+        speedup=steps / model_calls if model_calls else float("inf"),
+        rmse_xyz=rmse,
+    )
+    return result, np.asarray(overhead_ns, dtype=np.float64) / 1e3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="npz with 'actions' (N,7) and 'episode' (N,), or 'synthetic' for generated trajectories",
+    )
+    parser.add_argument("--config", default=str(CONFIG_DIR / "scheduler.yaml"), help="scheduler YAML defaults")
+    parser.add_argument("--speed-range", type=float, default=None, help="override the data-derived speed range")
+    parser.add_argument("--timing-repeats", type=int, default=20, help="replays used for the overhead figures")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
+    parser.add_argument("--plot", default=None, help="write the speedup/error frontier to this PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data == "synthetic":
+        episodes = synthetic_episodes()
+        source = "synthetic (spvla_ros.core.action_data.synthetic_episodes, seed 0)"
+    else:
+        episodes = load_action_episodes(args.data)
+        source = str(args.data)
+    all_actions = np.concatenate(episodes)
+    speed_range = args.speed_range or speed_range_from_actions(all_actions, SPEED_PERCENTILE)
+    base = dataclass_from_yaml(SchedulerConfig, args.config).with_changes(speed_range=speed_range)
+
+    result, _ = replay(episodes, base)
+    overhead = np.concatenate([replay(episodes, base)[1] for _ in range(max(1, args.timing_repeats))])
+
+    sweep = []
+    for tau in SWEEP_TAU:
+        for fmin in SWEEP_V_MIN_FRACTION:
+            for fmax in SWEEP_V_MAX_FRACTION:
+                cfg = base.with_changes(tau=tau, v_min=fmin * speed_range, v_max=fmax * speed_range)
+                r, _ = replay(episodes, cfg)
+                sweep.append(
+                    {
+                        "tau": tau,
+                        "v_min": cfg.v_min_resolved,
+                        "v_max": cfg.v_max_resolved,
+                        "v_min_fraction": fmin,
+                        "v_max_fraction": fmax,
+                        "model_call_fraction": r.model_call_fraction,
+                        "speedup": r.speedup,
+                        "extrap_rmse_xyz": r.rmse_xyz[base.extrapolator],
+                        "repeat_last_rmse_xyz": r.rmse_xyz["repeat_last"],
+                        "linear_rmse_xyz": r.rmse_xyz["linear"],
+                    }
+                )
+
+    payload = {
+        "data": source,
+        "episodes": len(episodes),
+        "steps": result.steps,
+        "speed_range": speed_range,
+        "speed_range_rule": f"p{SPEED_PERCENTILE:g} of ||a_xyz|| over steps with non-zero translation",
+        "config": asdict(base),
+        "model_calls": result.model_calls,
+        "extrapolated_steps": result.extrapolated_steps,
+        "model_call_fraction": result.model_call_fraction,
+        "speedup": result.speedup,
+        "extrap_rmse_xyz": result.rmse_xyz[base.extrapolator],
+        "repeat_last_rmse_xyz": result.rmse_xyz["repeat_last"],
+        "linear_rmse_xyz": result.rmse_xyz["linear"],
+        "ridge_beats_repeat_last": bool(result.rmse_xyz["ridge"] < result.rmse_xyz["repeat_last"]),
+        "overhead_us_p50": float(np.percentile(overhead, 50)),
+        "overhead_us_p99": float(np.percentile(overhead, 99)),
+        "sweep": sweep,
+        "machine": machine_info(),
+    }
+    _print_report(payload, base)
+    if args.json:
+        write_json(args.json, payload)
+        print(f"wrote {args.json}")
+    if args.plot:
+        _plot_frontier(sweep, payload, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _print_report(p: dict, config: SchedulerConfig) -> None:
+    print(f"data: {p['data']}  ({p['episodes']} episodes, {p['steps']} steps)")
+    print(
+        f"speed range: {p['speed_range']:.4g} ({p['speed_range_rule']}); "
+        f"v_min={config.v_min_resolved:.4g} v_max={config.v_max_resolved:.4g} tau={config.tau} "
+        f"n={config.buffer_size} extrapolator={config.extrapolator}"
+    )
+    print(
+        format_table(
+            ["model_call_fraction", "speedup", "extrapolated", "ridge_rmse", "repeat_last_rmse", "linear_rmse",
+             "overhead_us_p50", "overhead_us_p99"],
+            [[p["model_call_fraction"], p["speedup"], p["extrapolated_steps"], p["extrap_rmse_xyz"],
+              p["repeat_last_rmse_xyz"], p["linear_rmse_xyz"], p["overhead_us_p50"], p["overhead_us_p99"]]],
+        )
+    )
+    if p["extrapolated_steps"]:
+        verdict = "beats" if p["ridge_beats_repeat_last"] else "does NOT beat"
+        ratio = p["repeat_last_rmse_xyz"] / p["extrap_rmse_xyz"] if p["extrap_rmse_xyz"] else float("nan")
+        print(f"at the default schedule ridge {verdict} repeat-last (repeat-last RMSE / ridge RMSE = {ratio:.3f})")
+    else:
+        print("at the default schedule no step was extrapolated, so ridge and repeat-last cannot be compared")
+    print("\nsweep (tau x v_min x v_max), sorted by speedup:")
+    rows = sorted(p["sweep"], key=lambda r: -r["speedup"])
+    print(
+        format_table(
+            ["tau", "v_min", "v_max", "speedup", "model_call_fraction", "ridge_rmse", "repeat_last_rmse",
+             "linear_rmse"],
+            [[r["tau"], r["v_min"], r["v_max"], r["speedup"], r["model_call_fraction"], r["extrap_rmse_xyz"],
+              r["repeat_last_rmse_xyz"], r["linear_rmse_xyz"]] for r in rows],
+        )
+    )
+
+
+def _plot_frontier(sweep: list[dict], payload: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for key, label, marker in (
+        ("extrap_rmse_xyz", payload["config"]["extrapolator"], "o"),
+        ("repeat_last_rmse_xyz", "repeat_last", "s"),
+        ("linear_rmse_xyz", "linear", "^"),
+    ):
+        pts = [(r["speedup"], r[key]) for r in sweep if np.isfinite(r[key])]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.scatter(xs, ys, label=label, marker=marker, alpha=0.7)
+    ax.set_xlabel("speedup (steps / model calls)")
+    ax.set_ylabel("RMSE of extrapolated xyz [data units/step]")
+    ax.set_title("SP-VLA scheduler sweep: tau x v_min x v_max", fontsize=10)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    m = payload["machine"]
+    fig.text(0.01, 0.01, f"{payload['data']} | {m['date_utc']} UTC | spvla-bench scheduler", fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
