@@ -1,0 +1,1 @@
+"""Closed-loop evaluation of action schedulers (Meta-World, scripted experts standing in for the VLA)."""
