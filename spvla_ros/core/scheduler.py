@@ -12,7 +12,8 @@ Usage at each action step::
 
 or simply ``sched.step(call_model)``. Actions are (7,) ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``
 in the model's action units; the scheduler is unit-agnostic (see :mod:`scheduler_config` for the speed
-convention). The buffer holds the executed actions, model outputs and extrapolations alike (paper).
+convention). By default (paper) the history holds the executed actions, model outputs and extrapolations
+alike; ``fit_history: model`` keeps only model outputs with their step indices.
 """
 
 from __future__ import annotations
@@ -93,17 +94,23 @@ class ActionScheduler:
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        """Restart the schedule (new episode or instruction): empty buffer, next step calls the model."""
+        """Restart the schedule (new episode or instruction): empty history, next step calls the model."""
         n = self._config.buffer_size
-        self._buffer = np.zeros((n, ACTION_DIM), dtype=np.float64)
-        self._count = 0
+        self._fit = np.zeros((n, ACTION_DIM), dtype=np.float64)  # regression history, oldest first
+        self._fit_t = np.zeros(n, dtype=np.float64)  # step index of each row
+        self._fit_count = 0
+        self._last: np.ndarray | None = None  # last executed action (carried rotation/gripper, speed band)
+        self._t = 0  # index of the next step
         self._consecutive = 0
 
     @property
     def buffer(self) -> np.ndarray:
-        """The executed actions held, oldest first, shape (filled, 7). A copy."""
+        """The regression history held, oldest first, shape (filled, 7). A copy.
+
+        The last n executed actions (``fit_history: executed``, paper) or the last n model outputs (``model``).
+        """
         n = self._config.buffer_size
-        return self._buffer[n - min(self._count, n) :].copy()
+        return self._fit[n - min(self._fit_count, n) :].copy()
 
     @property
     def consecutive_extrapolations(self) -> int:
@@ -111,15 +118,18 @@ class ActionScheduler:
 
     # ------------------------------------------------------------------ decision (paper Eq. 1)
     def decide(self) -> Decision:
-        """Decide the path for the next step from the buffer; no side effects."""
+        """Decide the path for the next step from the history; no side effects."""
         n = self._config.buffer_size
-        if self._count < n:
+        if self._fit_count < n or self._last is None:
             return Decision(False, Reason.BUFFER_NOT_FULL, self._last_speed(), 0.0)
-        xyz = self._buffer[:, TRANSLATION]
-        intuitive = np.all(np.abs(xyz) > self._v_min, axis=1)
+        xyz = self._fit[:, TRANSLATION]
+        if self._config.intuitive_test == "norm":
+            intuitive = np.sqrt(np.einsum("ij,ij->i", xyz, xyz)) > self._v_min
+        else:
+            intuitive = np.all(np.abs(xyz) > self._v_min, axis=1)
         ratio = float(intuitive.sum()) / n
-        speed = float(np.sqrt(xyz[-1] @ xyz[-1]))
-        if self._consecutive >= self._config.max_consecutive_extrapolations:
+        speed = self._last_speed()
+        if self._consecutive >= self._config.max_open_loop_steps:
             return Decision(False, Reason.MAX_CONSECUTIVE, speed, ratio)
         if not self._v_min <= speed <= self._v_max:
             return Decision(False, Reason.SPEED_OUT_OF_BAND, speed, ratio)
@@ -128,29 +138,36 @@ class ActionScheduler:
         return Decision(True, Reason.EXTRAPOLATE, speed, ratio)
 
     def _last_speed(self) -> float:
-        if self._count == 0:
+        if self._last is None:
             return float("nan")
-        return float(np.linalg.norm(self._buffer[-1, TRANSLATION]))
+        last = self._last[TRANSLATION]
+        return float(np.sqrt(last @ last))
 
     # ------------------------------------------------------------------ cheap path (paper Eq. 2-4 + guards)
     def extrapolate(self, extrapolator: Extrapolator | None = None) -> np.ndarray | None:
-        """Predict the next action from the buffer, or None when the result fails its validity check.
+        """Predict the next action from the history, or None when the result fails its validity check.
 
         Translation comes from the extrapolator; rotation and gripper are carried over from t-1. Guards:
-        each axis' change from t-1 is capped at the largest change seen in the buffer, then each axis is
-        clipped to ``clip_bound``. Call only after :meth:`decide` said so (needs a full buffer).
+        each axis' change from t-1 is capped at the largest per-step change seen in the history, then each
+        axis is clipped to ``clip_bound``. Call only after :meth:`decide` said so (needs a full history).
 
         Args:
             extrapolator: predictor to use instead of the configured one, under the same guards
-                (benchmarks compare baselines on the very same buffer this way).
+                (benchmarks compare baselines on the very same history this way).
         """
-        if self._count < self._config.buffer_size:
+        if self._fit_count < self._config.buffer_size or self._last is None:
             raise RuntimeError("extrapolate() needs a full buffer; call decide() first")
-        xyz = self._buffer[:, TRANSLATION]
-        last = self._buffer[-1]
-        pred = np.asarray((extrapolator or self._extrapolator)(xyz), dtype=np.float64)
+        xyz = self._fit[:, TRANSLATION]
+        last = self._last
+        predict = extrapolator or self._extrapolator
+        if self._config.fit_history == "executed":  # consecutive steps, predicting the next: precomputed
+            pred = np.asarray(predict(xyz), dtype=np.float64)
+            per_step_change = np.abs(np.diff(xyz, axis=0))
+        else:
+            pred = np.asarray(predict(xyz, self._fit_t, float(self._t)), dtype=np.float64)
+            per_step_change = np.abs(np.diff(xyz, axis=0)) / np.diff(self._fit_t)[:, None]
         if self._config.cap_step_change:
-            cap = np.abs(np.diff(xyz, axis=0)).max(axis=0)
+            cap = per_step_change.max(axis=0)
             pred = last[TRANSLATION] + np.clip(pred - last[TRANSLATION], -cap, cap)
         pred = np.clip(pred, -self._clip, self._clip)
         if pred.shape != (3,) or not np.isfinite(pred).all():
@@ -167,9 +184,14 @@ class ActionScheduler:
             raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
         if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or Inf: {action}")
-        self._buffer[:-1] = self._buffer[1:]
-        self._buffer[-1] = action
-        self._count += 1
+        if from_model or self._config.fit_history == "executed":
+            self._fit[:-1] = self._fit[1:]
+            self._fit_t[:-1] = self._fit_t[1:]
+            self._fit[-1] = action
+            self._fit_t[-1] = self._t
+            self._fit_count += 1
+        self._last = action
+        self._t += 1
         self._consecutive = 0 if from_model else self._consecutive + 1
 
     def step(self, call_model: Callable[[], np.ndarray]) -> StepResult:

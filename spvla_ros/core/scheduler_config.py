@@ -19,6 +19,8 @@ import numpy as np
 
 from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES
 
+INTUITIVE_TESTS = ("per_axis", "norm")
+FIT_HISTORIES = ("executed", "model")
 ACTION_DIM = 7
 """[dx, dy, dz, droll, dpitch, dyaw, gripper]."""
 TRANSLATION = slice(0, 3)
@@ -43,6 +45,14 @@ class SchedulerConfig:
         cap_step_change: cap each axis' change from the last action at the largest change in the buffer.
         max_consecutive_extrapolations: force a model call after this many cheap steps in a row (>= 1).
             Default 5 = n - 1, so the buffer always holds at least one model output.
+        intuitive_test: ``per_axis`` (paper: |a_x|, |a_y|, |a_z| all > v_min) or ``norm`` (||a_xyz|| > v_min,
+            which also counts motion along one or two axes).
+        fit_history: ``executed`` (paper: decide and regress over the last n executed actions, extrapolations
+            included) or ``model`` (only over the last n model outputs, at their true step indices, so the
+            rule never approves its own extrapolations).
+        max_open_loop_s: bound on the time without a model call [s]; ``None`` for no bound beyond
+            ``max_consecutive_extrapolations``. Needs ``action_rate_hz``.
+        action_rate_hz: action steps per second, used only to turn ``max_open_loop_s`` into steps.
     """
 
     # --- paper Eq. 1 ---
@@ -60,10 +70,16 @@ class SchedulerConfig:
     clip_bound: float | None = None
     cap_step_change: bool = True
     max_consecutive_extrapolations: int = 5
+    # --- variants measured in issue 11 (paper values are the defaults) ---
+    intuitive_test: str = "per_axis"
+    fit_history: str = "executed"
+    max_open_loop_s: float | None = None
+    action_rate_hz: float | None = None
     # resolved values (filled in __post_init__)
     v_min_resolved: float = field(init=False, repr=False)
     v_max_resolved: float = field(init=False, repr=False)
     clip_bound_resolved: float = field(init=False, repr=False)
+    max_open_loop_steps: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.buffer_size, bool) or not isinstance(self.buffer_size, int) or self.buffer_size < 2:
@@ -99,6 +115,23 @@ class SchedulerConfig:
         m = self.max_consecutive_extrapolations
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ValueError(f"max_consecutive_extrapolations must be an int >= 1, got {m!r}")
+        if self.intuitive_test not in INTUITIVE_TESTS:
+            raise ValueError(f"intuitive_test must be one of {INTUITIVE_TESTS}, got {self.intuitive_test!r}")
+        if self.fit_history not in FIT_HISTORIES:
+            raise ValueError(f"fit_history must be one of {FIT_HISTORIES}, got {self.fit_history!r}")
+        steps = m
+        if self.action_rate_hz is not None:
+            _check_finite("action_rate_hz", self.action_rate_hz)
+            if self.action_rate_hz <= 0:
+                raise ValueError(f"action_rate_hz must be > 0, got {self.action_rate_hz}")
+        if self.max_open_loop_s is not None:
+            _check_finite("max_open_loop_s", self.max_open_loop_s)
+            if self.max_open_loop_s <= 0:
+                raise ValueError(f"max_open_loop_s must be > 0, got {self.max_open_loop_s}")
+            if self.action_rate_hz is None:
+                raise ValueError("max_open_loop_s needs action_rate_hz to convert seconds to steps")
+            steps = min(m, int(math.floor(self.max_open_loop_s * self.action_rate_hz + 1e-9)))
+        object.__setattr__(self, "max_open_loop_steps", steps)
         object.__setattr__(self, "v_min_resolved", float(v_min))
         object.__setattr__(self, "v_max_resolved", float(v_max))
         object.__setattr__(self, "clip_bound_resolved", float(clip))

@@ -67,3 +67,14 @@ def test_unknown_extrapolator_name_raises():
 def test_ridge_is_linear_in_the_data(Y, lam):
     ex = RidgeExtrapolator(6, lam)
     np.testing.assert_allclose(ex(2.0 * Y), 2.0 * ex(Y), atol=1e-9)
+
+
+def test_time_aware_ridge_equals_uniform_weights_on_uniform_steps():
+    from spvla_ros.core.extrapolation import ridge_weights_at
+
+    np.testing.assert_allclose(ridge_weights_at(np.arange(10, 16), 16, 0.1), ridge_weights(6, 0.1), atol=1e-12)
+
+
+def test_sparse_linear_extrapolation_uses_the_step_gap():
+    Y = np.array([[0.0, 0, 0], [0.3, 0.3, 0.3]])
+    np.testing.assert_allclose(LinearExtrapolator()(Y, np.array([0.0, 3.0]), 5.0), [0.5, 0.5, 0.5])

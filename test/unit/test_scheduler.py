@@ -196,3 +196,53 @@ def test_output_is_always_finite_and_within_the_clip_bound(rows, tau, lam, name)
         assert np.isfinite(res.action).all()
         if not res.from_model:
             assert np.all(np.abs(res.action[:3]) <= cfg.clip_bound_resolved + 1e-12)
+
+
+def test_norm_intuitive_test_counts_single_axis_motion():
+    along_x = action([0.5, 0.0, 0.0])  # speed 0.5 in band; per-axis test fails on y, z
+    assert not filled(CFG, [along_x] * 6).decide().extrapolate
+    d = filled(CFG.with_changes(intuitive_test="norm"), [along_x] * 6).decide()
+    assert d.extrapolate and d.intuitive_ratio == 1.0
+
+
+def test_model_fit_history_never_approves_its_own_extrapolations():
+    cfg = CFG.with_changes(fit_history="model", max_consecutive_extrapolations=100)
+    s = filled(cfg, [action([0.3, 0.3, 0.3])] * 6)
+    for _ in range(5):
+        res = s.step(lambda: pytest.fail("not expected"))
+        assert not res.from_model
+    # the history still holds only the 6 model outputs
+    assert s.buffer.shape == (6, 7)
+    np.testing.assert_array_equal(s.buffer[:, :3], 0.3)
+
+
+def test_model_fit_history_uses_true_step_indices():
+    # model outputs on a ramp x = 0.3 + 0.01 t at t = 0..5; three cheap steps follow; the fit must keep
+    # predicting the ramp at the current step index (lambda = 0: exact)
+    cfg = CFG.with_changes(fit_history="model", cap_step_change=False)
+    s = ActionScheduler(cfg)
+    for t in range(6):
+        s.commit(action([0.3 + 0.01 * t, 0.3, 0.3]), from_model=True)
+    for t in range(6, 9):
+        out = s.extrapolate()
+        assert out[0] == pytest.approx(0.3 + 0.01 * t, abs=1e-12)
+        s.commit(out, from_model=False)
+    s.commit(action([0.3 + 0.01 * 9, 0.3, 0.3]), from_model=True)  # sparse: t = 1..5 and 9
+    assert s.extrapolate()[0] == pytest.approx(0.3 + 0.01 * 10, abs=1e-12)
+
+
+def test_open_loop_time_bound_in_seconds():
+    cfg = CFG.with_changes(max_open_loop_s=0.5, action_rate_hz=5.0)  # 2.5 steps -> at most 2
+    assert cfg.max_open_loop_steps == 2
+    s = filled(cfg, [action([0.3, 0.3, 0.3])] * 6)
+    sources = [s.step(lambda: action([0.3, 0.3, 0.3])).from_model for _ in range(6)]
+    assert sources == [False, False, True, False, False, True]
+    with pytest.raises(ValueError, match="action_rate_hz"):
+        SchedulerConfig(max_open_loop_s=1.0)
+
+
+@pytest.mark.parametrize("changes", [{"intuitive_test": "any"}, {"fit_history": "all"},
+                                     {"max_open_loop_s": -1.0, "action_rate_hz": 5.0}, {"action_rate_hz": 0.0}])
+def test_bad_variant_configuration_raises(changes):
+    with pytest.raises(ValueError):
+        SchedulerConfig(**changes)
