@@ -1,0 +1,89 @@
+"""Jerk- and acceleration-limited tracking of a target twist, one step per control period (1 kHz).
+
+Each of the 6 twist components is tracked by its own scalar filter with the limits divided by sqrt(3),
+so the Euclidean norms of the linear and angular acceleration and jerk of the output stream never
+exceed the configured (norm) bounds. Acceleration and jerk are the 1st and 2nd finite differences of
+the output over ``period_s``, exactly as the robot judges them.
+
+Scalar rule per step, with ``e = target - v`` and ``d = jerk * period`` (the largest change of the
+acceleration in one step): the acceleration may grow toward ``sign(e) * acc`` only while the robot can
+still brake it to zero with steps of ``d`` before ``v`` reaches ``target``. With ``n`` braking steps the
+velocity still changes by ``d * period * n (n + 1) / 2``, so the allowed acceleration is ``n * d`` with
+the largest integer ``n`` whose braking run fits in ``|e|``. Hence ``v`` never passes its target, and
+per component ``|v|`` never exceeds the largest ``|target|`` it was given. A residual ``|e|`` smaller
+than one braking quantum is closed in one step whose acceleration and jerk stay within the limits, so
+the filter settles exactly (velocity and acceleration both exactly 0 at rest).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spvla_ros.core.safety.config import SafetyConfig
+from spvla_ros.core.safety.fr3_limits import ANGULAR, LINEAR, TWIST_DIM
+
+_AXES_PER_NORM = 3
+_NORM_TO_AXIS = 1.0 / math.sqrt(_AXES_PER_NORM)
+"""Per-component share of a norm bound: 3 components each at b/sqrt(3) have norm b."""
+
+
+class TwistRateLimiter:
+    """Stateful 1 kHz filter from a target twist to a jerk-limited output twist.
+
+    Twists are [vx, vy, vz, wx, wy, wz] (m/s, rad/s), FR3 base frame, shape (6,), float64.
+    """
+
+    def __init__(self, config: SafetyConfig) -> None:
+        self.period_s = config.control_period_s
+        self._acc_max = np.empty(TWIST_DIM)
+        self._acc_max[LINEAR] = config.max_lin_acc_mps2 * _NORM_TO_AXIS
+        self._acc_max[ANGULAR] = config.max_ang_acc_radps2 * _NORM_TO_AXIS
+        jerk = np.empty(TWIST_DIM)
+        jerk[LINEAR] = config.max_lin_jerk_mps3 * _NORM_TO_AXIS
+        jerk[ANGULAR] = config.max_ang_jerk_radps3 * _NORM_TO_AXIS
+        self._acc_step = jerk * self.period_s  # largest acceleration change per step
+        self._vel_quantum = self._acc_step * self.period_s  # velocity moved by one acc_step for one step
+        self._velocity = np.zeros(TWIST_DIM)
+        self._acceleration = np.zeros(TWIST_DIM)
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """Last output twist, shape (6,) (a copy)."""
+        return self._velocity.copy()
+
+    @property
+    def acceleration(self) -> np.ndarray:
+        """Last output acceleration (finite difference), shape (6,), m/s^2 and rad/s^2 (a copy)."""
+        return self._acceleration.copy()
+
+    @property
+    def at_rest(self) -> bool:
+        """True when velocity and acceleration are both exactly zero."""
+        return not (self._velocity.any() or self._acceleration.any())
+
+    def reset(self) -> None:
+        """Forget the state (only valid when the robot itself is at rest, e.g. after a reflex)."""
+        self._velocity[:] = 0.0
+        self._acceleration[:] = 0.0
+
+    def step(self, target: np.ndarray) -> np.ndarray:
+        """Advance one control period toward ``target`` (shape (6,), finite); returns the new output twist.
+
+        The target must already be clamped to the velocity bounds; the output never passes it.
+        """
+        v, a, d, q = self._velocity, self._acceleration, self._acc_step, self._vel_quantum
+        e = target - v
+        abs_e = np.abs(e)
+        # Close a residual that is below one braking quantum exactly, with |jerk| <= d / period.
+        settle = (abs_e + np.abs(a) * self.period_s) <= q
+        # Largest n with q * n (n + 1) / 2 <= |e|: the braking run that still fits.
+        n_brake = np.floor((np.sqrt(1.0 + 8.0 * abs_e / q) - 1.0) * 0.5)
+        a_goal = np.sign(e) * np.minimum(self._acc_max, n_brake * d)
+        a_new = a + np.clip(a_goal - a, -d, d)
+        a_new = np.where(settle, e / self.period_s, a_new)
+        v_new = np.where(settle, target, v + a_new * self.period_s)
+        self._acceleration = a_new
+        self._velocity = v_new
+        return v_new.copy()

@@ -1,0 +1,115 @@
+"""Checks and clamps on one incoming twist command, before it becomes the limiter's target.
+
+A command is either dropped (with the reason) or accepted as a target twist inside every velocity bound
+and the workspace box; each clamp that changed it is reported, so the layer can count it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from spvla_ros.core.safety.config import SafetyConfig
+from spvla_ros.core.safety.fr3_limits import ANGULAR, LINEAR, TWIST_DIM
+
+
+class Intervention(str, Enum):
+    """Every kind of intervention the safety layer counts (the value is the counter's name)."""
+
+    # drops: the command is discarded, the previous target stays until the watchdog fires
+    DROP_NON_FINITE = "drop_non_finite"
+    DROP_BAD_SHAPE = "drop_bad_shape"
+    DROP_STALE_STAMP = "drop_stale_stamp"
+    DROP_FUTURE_STAMP = "drop_future_stamp"
+    DROP_WRONG_FRAME = "drop_wrong_frame"
+    DROP_NO_POSE = "drop_no_pose"
+    DROP_NOT_ARMED = "drop_not_armed"
+    # clamps: the command passes, changed
+    CLAMP_LIN_AXIS = "clamp_lin_axis"
+    CLAMP_LIN_NORM = "clamp_lin_norm"
+    CLAMP_ANG_AXIS = "clamp_ang_axis"
+    CLAMP_ANG_NORM = "clamp_ang_norm"
+    CLAMP_WORKSPACE = "clamp_workspace"
+    GRIPPER_DEBOUNCED = "gripper_debounced"
+    # stops: the output ramps to zero (or is held at zero)
+    STOP_WATCHDOG = "stop_watchdog"
+    STOP_ESTOP = "stop_estop"
+    STOP_ROBOT_FAULT = "stop_robot_fault"
+    STOP_DISARM = "stop_disarm"
+
+
+@dataclass(frozen=True)
+class CheckedCommand:
+    """Result of :func:`check_command`.
+
+    Attributes:
+        target: accepted twist (6,) in m/s and rad/s, base frame; ``None`` when the command is dropped.
+        interventions: what was done to the command (one drop, or zero or more clamps).
+    """
+
+    target: np.ndarray | None
+    interventions: tuple[Intervention, ...]
+
+
+def check_command(
+    config: SafetyConfig,
+    twist: np.ndarray,
+    stamp_age_s: float,
+    frame_id: str,
+    ee_position_m: np.ndarray | None,
+) -> CheckedCommand:
+    """Validate and clamp one command.
+
+    Args:
+        config: the limits.
+        twist: requested [vx, vy, vz, wx, wy, wz], m/s and rad/s, base frame; shape (6,).
+        stamp_age_s: arrival time minus the command's header stamp, s (negative: stamped in the future).
+        frame_id: the command's header frame.
+        ee_position_m: measured end-effector position (x, y, z) in the base frame, m; ``None`` if unknown.
+
+    Returns:
+        The target (or ``None``) and the interventions, in the order they were applied.
+    """
+    twist = np.asarray(twist, dtype=np.float64)
+    if twist.shape != (TWIST_DIM,):
+        return CheckedCommand(None, (Intervention.DROP_BAD_SHAPE,))
+    if not np.isfinite(twist).all() or not np.isfinite(stamp_age_s):
+        return CheckedCommand(None, (Intervention.DROP_NON_FINITE,))
+    if config.frame_id and frame_id != config.frame_id:
+        return CheckedCommand(None, (Intervention.DROP_WRONG_FRAME,))
+    if stamp_age_s > config.max_stamp_age_s:
+        return CheckedCommand(None, (Intervention.DROP_STALE_STAMP,))
+    if -stamp_age_s > config.max_stamp_lead_s:
+        return CheckedCommand(None, (Intervention.DROP_FUTURE_STAMP,))
+    if ee_position_m is None and config.workspace_requires_pose:
+        return CheckedCommand(None, (Intervention.DROP_NO_POSE,))
+
+    done: list[Intervention] = []
+    target = twist.copy()
+    for part, axis_max, norm_max, axis_kind, norm_kind in (
+        (LINEAR, config.max_lin_vel_axis_mps, config.max_lin_vel_mps,
+         Intervention.CLAMP_LIN_AXIS, Intervention.CLAMP_LIN_NORM),
+        (ANGULAR, config.max_ang_vel_axis_radps, config.max_ang_vel_radps,
+         Intervention.CLAMP_ANG_AXIS, Intervention.CLAMP_ANG_NORM),
+    ):
+        clipped = np.clip(target[part], -axis_max, axis_max)
+        if not np.array_equal(clipped, target[part]):
+            done.append(axis_kind)
+        norm = float(np.linalg.norm(clipped))
+        if norm > norm_max:
+            clipped = clipped * (norm_max / norm)
+            done.append(norm_kind)
+        target[part] = clipped
+
+    if ee_position_m is not None:
+        predicted = np.asarray(ee_position_m, dtype=np.float64) + target[LINEAR] * config.workspace_horizon_s
+        outward = ((predicted < config.workspace_min_m) & (target[LINEAR] < 0.0)) | (
+            (predicted > config.workspace_max_m) & (target[LINEAR] > 0.0)
+        )
+        if outward.any():
+            # Only the components that move further out are zeroed; moving back inside stays allowed.
+            target[LINEAR] = np.where(outward, 0.0, target[LINEAR])
+            done.append(Intervention.CLAMP_WORKSPACE)
+    return CheckedCommand(target, tuple(done))
