@@ -1,0 +1,78 @@
+"""Runtime settings of the CogACT policy (sampling, output, ensemble), defaults in ``config/policy.yaml``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "config" / "policy.yaml"
+"""``config/policy.yaml`` of a source checkout."""
+INTERPOLATIONS = ("area", "linear", "cubic")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Args:
+    cfg_scale: classifier-free guidance scale, >= 1 (1 disables it).
+    ddim_steps: DDIM sampling steps, in [1, diffusion_steps].
+    diffusion_steps: diffusion steps the head was trained with (CogACT: 100).
+    gripper_threshold: normalized gripper output below it becomes 0, else 1.
+    resize_interpolation: cv2 interpolation used to bring camera images to 224x224 px, one of INTERPOLATIONS.
+    ensemble_horizon: chunks blended by :class:`AdaptiveEnsembler`, >= 1.
+    ensemble_alpha: temperature of its cosine weights.
+    action_rate_hz_by_dataset: control rate per ``unnorm_key``, Hz (> 0).
+    """
+
+    cfg_scale: float = 1.5
+    ddim_steps: int = 10
+    diffusion_steps: int = 100
+    gripper_threshold: float = 0.5
+    resize_interpolation: str = "area"
+    ensemble_horizon: int = 7
+    ensemble_alpha: float = 0.1
+    action_rate_hz_by_dataset: dict[str, float] = field(
+        default_factory=lambda: {"bridge_orig": 5.0, "fractal20220817_data": 3.0}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("cfg_scale", "gripper_threshold", "ensemble_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.cfg_scale < 1.0:
+            raise ValueError(f"cfg_scale must be >= 1, got {self.cfg_scale}")
+        for name in ("ddim_steps", "diffusion_steps", "ensemble_horizon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.ddim_steps > self.diffusion_steps:
+            raise ValueError(f"ddim_steps ({self.ddim_steps}) exceeds diffusion_steps ({self.diffusion_steps})")
+        if self.resize_interpolation not in INTERPOLATIONS:
+            raise ValueError(f"resize_interpolation must be one of {INTERPOLATIONS}, got {self.resize_interpolation!r}")
+        for key, rate in self.action_rate_hz_by_dataset.items():
+            if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+                raise ValueError(f"action_rate_hz_by_dataset[{key!r}] must be > 0, got {rate!r}")
+
+
+def load_policy_config(path: str | Path | None = None) -> PolicyConfig:
+    """PolicyConfig from YAML (default ``config/policy.yaml``; dataclass defaults when that file is absent).
+
+    Raises:
+        ValueError: unknown keys or invalid values (quoted).
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if not path.is_file():
+        if path == DEFAULT_CONFIG_PATH:
+            return PolicyConfig()
+        raise FileNotFoundError(f"policy config not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(PolicyConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
+    return PolicyConfig(**data)
