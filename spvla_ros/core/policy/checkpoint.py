@@ -174,7 +174,7 @@ def vision_from_official(official: Mapping[str, torch.Tensor], preset: PolicyPre
         for i in range(layers):
             q, off = _qkv_names(tower, i)
             for p in _WB:
-                for n, part in zip("qkv", official[f"{tower}{off}.{p}"].chunk(3, dim=0)):
+                for n, part in zip("qkv", official[f"{tower}{off}.{p}"].chunk(3, dim=0), strict=True):
                     out[f"{tower}{q}{n}_proj.{p}"] = part
     pos = official[DINO + "pos_embed"]
     out[DINO + "embeddings.position_embeddings"] = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
@@ -227,7 +227,10 @@ def _names(keys: list[str]) -> str:
 
 
 def check_state(
-    found: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str, ignore: re.Pattern | None = None
+    found: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    where: str,
+    ignore: re.Pattern | None = None,
 ) -> None:
     """Raise :class:`CheckpointError` naming every missing, unexpected and mis-shaped tensor of ``found``."""
     keys = {k for k in found if not (ignore and ignore.search(k))}

@@ -68,7 +68,7 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def ddim_sample(eps_fn: EpsFn, noise: torch.Tensor, schedule: DDIMSchedule) -> torch.Tensor:
     """Run the DDIM chain (eta = 0) from ``noise`` (B, T, C) to x_0; float32 result, same shape."""
     x = noise.float()
-    for t, ab, ab_prev in zip(schedule.timesteps, schedule.alpha_bar, schedule.alpha_bar_prev):
+    for t, ab, ab_prev in zip(schedule.timesteps, schedule.alpha_bar, schedule.alpha_bar_prev, strict=True):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_fn(x, t_batch).float()
         x0 = _f32(math.sqrt(1.0 / ab)) * x - _f32(math.sqrt(1.0 / ab - 1.0)) * eps
