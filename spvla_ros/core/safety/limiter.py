@@ -25,7 +25,7 @@ from spvla_ros.core.safety.config import SafetyConfig
 from spvla_ros.core.safety.fr3_limits import ANGULAR, LINEAR, TWIST_DIM
 
 _AXES_PER_NORM = 3
-_NORM_TO_AXIS = 1.0 / math.sqrt(_AXES_PER_NORM)
+NORM_TO_AXIS = 1.0 / math.sqrt(_AXES_PER_NORM)
 """Per-component share of a norm bound: 3 components each at b/sqrt(3) have norm b."""
 
 
@@ -38,11 +38,11 @@ class TwistRateLimiter:
     def __init__(self, config: SafetyConfig) -> None:
         self.period_s = config.control_period_s
         self._acc_max = np.empty(TWIST_DIM)
-        self._acc_max[LINEAR] = config.max_lin_acc_mps2 * _NORM_TO_AXIS
-        self._acc_max[ANGULAR] = config.max_ang_acc_radps2 * _NORM_TO_AXIS
+        self._acc_max[LINEAR] = config.max_lin_acc_mps2 * NORM_TO_AXIS
+        self._acc_max[ANGULAR] = config.max_ang_acc_radps2 * NORM_TO_AXIS
         jerk = np.empty(TWIST_DIM)
-        jerk[LINEAR] = config.max_lin_jerk_mps3 * _NORM_TO_AXIS
-        jerk[ANGULAR] = config.max_ang_jerk_radps3 * _NORM_TO_AXIS
+        jerk[LINEAR] = config.max_lin_jerk_mps3 * NORM_TO_AXIS
+        jerk[ANGULAR] = config.max_ang_jerk_radps3 * NORM_TO_AXIS
         self._acc_step = jerk * self.period_s  # largest acceleration change per step
         self._vel_quantum = self._acc_step * self.period_s  # velocity moved by one acc_step for one step
         self._velocity = np.zeros(TWIST_DIM)

@@ -13,6 +13,7 @@ import numpy as np
 
 from spvla_ros.core.safety.config import SafetyConfig
 from spvla_ros.core.safety.fr3_limits import ANGULAR, LINEAR, TWIST_DIM
+from spvla_ros.core.safety.limiter import NORM_TO_AXIS
 
 
 class Intervention(str, Enum):
@@ -104,7 +105,14 @@ def check_command(
         target[part] = clipped
 
     if ee_position_m is not None:
-        predicted = np.asarray(ee_position_m, dtype=np.float64) + target[LINEAR] * config.workspace_horizon_s
+        # Predicted position: the horizon at the commanded velocity, plus the distance the jerk-limited
+        # limiter needs to stop from it (per axis: v^2 / 2a for the ramp down, plus |v| * a / j while the
+        # deceleration builds up), so the arm stops inside the box even from full speed.
+        v = target[LINEAR]
+        acc_axis = config.max_lin_acc_mps2 * NORM_TO_AXIS
+        jerk_axis = config.max_lin_jerk_mps3 * NORM_TO_AXIS
+        braking = v * np.abs(v) / (2.0 * acc_axis) + v * (acc_axis / jerk_axis)
+        predicted = np.asarray(ee_position_m, dtype=np.float64) + v * config.workspace_horizon_s + braking
         outward = ((predicted < config.workspace_min_m) & (target[LINEAR] < 0.0)) | (
             (predicted > config.workspace_max_m) & (target[LINEAR] > 0.0)
         )
