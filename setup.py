@@ -31,6 +31,11 @@ setup(
     entry_points={
         "console_scripts": [
             "spvla-bench = spvla_ros.bench.cli:main",
+            "spvla-bringup = spvla_ros.nodes.bringup:main",
+            "spvla-bag = spvla_ros.bag.cli:main",
+            "policy_node = spvla_ros.nodes.policy_node:main",
+            "scheduler_node = spvla_ros.nodes.scheduler_node:main",
+            "safety_node = spvla_ros.nodes.safety_node:main",
         ],
     },
 )

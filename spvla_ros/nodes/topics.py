@@ -15,3 +15,5 @@ SAFETY_STATUS = "/spvla/safety_status"  # spvla/msg/SafetyStatus
 ESTOP = "/spvla/estop"  # std_msgs/Bool; True latches zero output
 GRIPPER_COMMAND = "/spvla/gripper_command"  # scheduler -> safety: requested gripper state
 ROBOT_STATE = "/franka_robot_state_broadcaster/robot_state"  # franka_msgs/FrankaRobotState
+CLOCK = "/clock"  # rosgraph_msgs/Clock; published by `spvla-bag play --clock` / `--step` (use_sim_time)
+RECORDED_ACTION = "/spvla/recorded_action"  # spvla/msg/ActionChunk (1 row, source "recorded") from a dataset bag

@@ -1,0 +1,108 @@
+"""Live one-line status of the graph: VLA Hz, command Hz, % extrapolated, keep ratio, safety drops.
+
+Rates are counted over a sliding window of received messages (receive wall time). "% extrapolated" is
+extrapolated / (model + extrapolated) action steps from the newest ``SchedulerStatus``; "dropped" is the
+safety node's count of dropped commands from its ``SafetyStatus`` (when that message type exists).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import dataclass
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from spvla.msg import ActionChunk, SchedulerStatus
+
+from spvla_ros.nodes import qos, topics
+
+RATE_WINDOW_S = 2.0
+"""Window of the Hz figures, s."""
+SAFETY_DROP_FIELDS = ("dropped", "dropped_commands", "commands_dropped", "num_dropped", "drops")
+"""Names the safety node's status may give its drop counter (first found is used)."""
+
+
+@dataclass
+class GraphFigures:
+    """What the status line shows (NaN = not known yet)."""
+
+    vla_hz: float
+    command_hz: float
+    extrapolated_pct: float
+    keep_ratio: float
+    dropped_by_safety: float
+    model_steps: int
+    extrapolated_steps: int
+
+    def line(self) -> str:
+        def f(v: float, fmt: str) -> str:
+            return "  -  " if not math.isfinite(v) else format(v, fmt)
+
+        return (
+            f"VLA {f(self.vla_hz, '5.2f')} Hz | cmd {f(self.command_hz, '6.1f')} Hz | "
+            f"extrapolated {f(self.extrapolated_pct, '5.1f')} % ({self.extrapolated_steps}/"
+            f"{self.model_steps + self.extrapolated_steps} steps) | keep {f(self.keep_ratio, '4.2f')} | "
+            f"safety dropped {f(self.dropped_by_safety, '.0f')}"
+        )
+
+
+class RateCounter:
+    """Messages per second over the last ``window_s`` (monotonic receive times)."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+        self.total = 0
+
+    def tick(self, now: float | None = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+        self.total += 1
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+        return len(self._times) / self.window_s
+
+
+class GraphMonitor(Node):
+    """Subscribes the graph's outputs and keeps :class:`GraphFigures` up to date."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("spvla_monitor", **node_kwargs)
+        self.chunks = RateCounter()
+        self.commands = RateCounter()
+        self._status: SchedulerStatus | None = None
+        self._keep = math.nan
+        self._dropped = math.nan
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.CHUNK_QOS)
+        self.create_subscription(TwistStamped, topics.CMD_TWIST, lambda _m: self.commands.tick(), qos.COMMAND_QOS)
+        self.create_subscription(SchedulerStatus, topics.SCHEDULER_STATUS, self._on_status, qos.STATUS_QOS)
+        try:
+            from spvla.msg import SafetyStatus
+        except ImportError:  # interfaces built before the safety message existed
+            self.get_logger().warning("spvla/msg/SafetyStatus not available: safety drops not shown")
+        else:
+            self.create_subscription(SafetyStatus, topics.SAFETY_STATUS, self._on_safety, qos.STATUS_QOS)
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        self.chunks.tick()
+        self._keep = msg.keep_ratio
+
+    def _on_status(self, msg: SchedulerStatus) -> None:
+        self._status = msg
+
+    def _on_safety(self, msg) -> None:
+        for name in SAFETY_DROP_FIELDS:
+            if hasattr(msg, name):
+                self._dropped = float(getattr(msg, name))
+                return
+
+    def figures(self) -> GraphFigures:
+        s = self._status
+        model = 0 if s is None else int(s.model_steps)
+        extrap = 0 if s is None else int(s.extrapolated_steps)
+        pct = 100.0 * extrap / (model + extrap) if model + extrap else math.nan
+        return GraphFigures(self.chunks.rate(), self.commands.rate(), pct, self._keep, self._dropped, model, extrap)

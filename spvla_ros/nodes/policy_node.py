@@ -1,0 +1,278 @@
+"""Policy node: hosts CogACT with SP-VLA token pruning and answers the scheduler's inference requests.
+
+* subscribes ``sensor_msgs/Image`` (rgb8/bgr8/rgba8/bgra8) and ``sensor_msgs/CompressedImage`` (JPEG/PNG)
+  and keeps only the newest frame (the callbacks store a reference, nothing else);
+* subscribes the instruction (``std_msgs/String``, latched); the ``instruction`` parameter is the default;
+* on every ``InferenceRequest`` it turns the request's speed into the pruning keep ratio
+  (``keep_ratio_for_speed`` with ``v_pmin``/``v_pmax``/``min_keep_ratio``) and hands (newest frame,
+  instruction, keep ratio) to a worker thread through a size-1 queue: a request that finds the queue
+  full replaces the waiting one, so inference never runs on an old frame and no backlog builds up.
+  The executor thread never runs the model;
+* the worker converts the image, runs ``predict_chunk`` and publishes an ``ActionChunk`` stamped with
+  the image time and carrying the keep ratio, token count and model latency.
+
+A frame older than ``max_frame_age_s`` at the request time, a bad encoding or a missing instruction
+gives a logged reason and no chunk (the scheduler then keeps waiting with zero velocity).
+
+Run: ``ros2 run spvla policy_node --ros-args --params-file config/spvla.yaml -p preset:=tiny``
+"""
+
+from __future__ import annotations
+
+import array
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+from spvla.msg import ActionChunk, InferenceRequest
+from std_msgs.msg import String
+
+from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
+from spvla_ros.core.pruning.config import PruningConfig
+from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
+from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+
+NODE_NAME = "spvla_policy"
+NS_PER_S = 1_000_000_000
+PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
+PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
+WORKER_POLL_S = 0.1
+"""How often the worker checks for shutdown while idle, s."""
+JOIN_TIMEOUT_S = 0.5
+"""Bound on waiting for the worker at shutdown (a model call in flight is abandoned: daemon thread)."""
+
+
+class Policy(Protocol):
+    """What the node needs from a policy (``spvla_ros.core.policy.CogACTPolicy``)."""
+
+    action_rate_hz: float
+
+    def predict_chunk(self, image: np.ndarray, instruction: str, keep_ratio: float = 1.0) -> Any: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    request: InferenceRequest
+    frame: Image | CompressedImage
+    instruction: str
+    keep_ratio: float
+
+
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+class PolicyNode(Node):
+    """See the module docstring. ``policy`` injects a ready policy (tests); otherwise ``load_policy`` runs."""
+
+    def __init__(self, policy: Policy | None = None, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        ro = ParameterDescriptor(read_only=True)
+        self._preset = self.declare_parameter(
+            "preset", "tiny", _desc("CogACT preset: tiny (random init, CPU) or cogact-base", True)).value
+        self._checkpoint = self.declare_parameter(
+            "checkpoint", "", _desc("CogACT checkpoint directory (official release layout); empty = none", True)
+        ).value
+        self._device = self.declare_parameter("device", "cpu", _desc("torch device: cpu or cuda", True)).value
+        self._unnorm_key = self.declare_parameter(
+            "unnorm_key", "", _desc("dataset_statistics key for unnormalization; empty = checkpoint default", True)
+        ).value
+        self._seed = self.declare_parameter("seed", 0, _desc("torch seed of the diffusion sampler", True)).value
+        self._default_instruction = self.declare_parameter(
+            "instruction", "", _desc("instruction used until one arrives on the instruction topic", False)
+        ).value
+        self._frame_id = self.declare_parameter("frame_id", "fr3_link0", ro).value
+        self._max_frame_age_s = self.declare_parameter(
+            "max_frame_age_s", 1.0,
+            _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
+        self._pruning = ParamGroup(PruningConfig, specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES))
+        self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
+                                for s in self._pruning.specs.values()}
+        self._pruning_cfg = self._pruning.build(self._pruning.values)
+
+        if policy is None:
+            from spvla_ros.core.policy import load_policy
+
+            policy = load_policy(
+                preset=self._preset, checkpoint=self._checkpoint or None, device=self._device,
+                unnorm_key=self._unnorm_key or None, seed=self._seed,
+            )
+        self._policy = policy
+        self._frame: Image | CompressedImage | None = None
+        self._instruction: str = self._default_instruction
+        self._frame_lock = threading.Lock()
+        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self.chunks_published = 0
+        self.jobs_replaced = 0
+        self.requests_refused = 0
+
+        self._chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, qos.CHUNK_QOS)
+        self.create_subscription(Image, topics.IMAGE, self._on_frame, qos.IMAGE_QOS)
+        self.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, self._on_frame, qos.IMAGE_QOS)
+        self.create_subscription(String, topics.INSTRUCTION, self._on_instruction, qos.INSTRUCTION_QOS)
+        self.create_subscription(InferenceRequest, topics.INFERENCE_REQUEST, self._on_request, qos.REQUEST_QOS)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self._worker = threading.Thread(target=self._work, name="spvla_policy_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"policy {self._preset!r} on {self._device} ready ({policy.action_rate_hz:g} Hz actions)"
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            values = self._pruning.candidate(params)
+            if values is not None:
+                self._pruning.build(values)
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, params: list[Parameter]) -> None:
+        values = self._pruning.candidate(params)
+        if values is not None:
+            self._pruning_cfg = self._pruning.build(values)
+            self._pruning.values = values
+        for p in params:
+            if p.name == "max_frame_age_s":
+                self._max_frame_age_s = p.value
+            elif p.name == "instruction" and p.value:
+                self._set_instruction(p.value)
+
+    # ------------------------------------------------------------------ callbacks (cheap)
+    def _on_frame(self, msg: Image | CompressedImage) -> None:
+        with self._frame_lock:
+            if self._frame is None or _stamp_ns(msg.header.stamp) >= _stamp_ns(self._frame.header.stamp):
+                self._frame = msg
+
+    def _on_instruction(self, msg: String) -> None:
+        self._set_instruction(msg.data)
+
+    def _set_instruction(self, text: str) -> None:
+        if text != self._instruction:
+            self._instruction = text
+            self._policy.reset()
+            self.get_logger().info(f"instruction: {text!r}")
+
+    def _on_request(self, request: InferenceRequest) -> None:
+        with self._frame_lock:
+            frame = self._frame
+        reason = self._refusal(request, frame)
+        if reason is not None:
+            self.requests_refused += 1
+            self.get_logger().warning(f"inference request {request.request_id} not served: {reason}",
+                                      throttle_duration_sec=1.0)
+            return
+        cfg = self._pruning_cfg
+        keep = keep_ratio_for_speed(max(0.0, float(request.speed)), cfg.v_pmin, cfg.v_pmax, cfg.min_keep_ratio)
+        job = _Job(request, frame, self._instruction, keep)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            try:
+                self._jobs.get_nowait()  # drop the waiting (older) job: newest frame only
+                self.jobs_replaced += 1
+            except queue.Empty:
+                pass
+            self._jobs.put_nowait(job)
+
+    def _refusal(self, request: InferenceRequest, frame) -> str | None:
+        if frame is None:
+            return "no camera frame received yet"
+        if not self._instruction:
+            return "no instruction (topic or 'instruction' parameter)"
+        if not np.isfinite(request.speed):
+            return f"speed is not finite ({request.speed})"
+        age_s = (_stamp_ns(request.header.stamp) - _stamp_ns(frame.header.stamp)) / NS_PER_S
+        if age_s > self._max_frame_age_s:
+            return f"newest frame is {age_s:.3f} s old (max_frame_age_s = {self._max_frame_age_s})"
+        return None
+
+    # ------------------------------------------------------------------ worker thread
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=WORKER_POLL_S)
+            except queue.Empty:
+                continue
+            try:
+                self._serve(job)
+            except Exception as exc:  # noqa: BLE001 - a bad frame or model error must not kill the worker
+                if self._stop.is_set():
+                    return
+                self.get_logger().error(f"inference for request {job.request.request_id} failed: {exc}")
+
+    def _serve(self, job: _Job) -> None:
+        frame = job.frame
+        if isinstance(frame, CompressedImage):
+            rgb = compressed_to_rgb(frame.format, frame.data)
+        else:
+            rgb = image_to_rgb(frame.height, frame.width, frame.encoding, frame.step, frame.data)
+        t0 = time.perf_counter()
+        out = self._policy.predict_chunk(rgb, job.instruction, keep_ratio=job.keep_ratio)
+        latency_s = time.perf_counter() - t0
+        actions = np.asarray(out.actions, dtype=np.float32)
+        if actions.ndim != 2 or not np.isfinite(actions).all():
+            raise ValueError(f"policy returned a bad chunk: shape {actions.shape}, finite={np.isfinite(actions).all()}")
+        msg = ActionChunk()
+        msg.header.stamp = frame.header.stamp
+        msg.header.frame_id = self._frame_id
+        msg.request_id = job.request.request_id
+        msg.rows, msg.cols = (int(v) for v in actions.shape)
+        msg.data = array.array("f", actions.ravel().tobytes())
+        msg.source = ActionChunk.SOURCE_MODEL
+        msg.keep_ratio = float(getattr(out, "keep_ratio", job.keep_ratio))
+        msg.num_vision_tokens = int(getattr(out, "num_vision_tokens", 0))
+        msg.model_latency_s = float(getattr(out, "latency_s", latency_s))
+        msg.action_rate_hz = float(self._policy.action_rate_hz)
+        if self._stop.is_set():
+            return
+        self._chunk_pub.publish(msg)
+        self.chunks_published += 1
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=JOIN_TIMEOUT_S)
+        super().destroy_node()
+
+
+def _desc(text: str, read_only: bool, value_range: tuple[float, float] | None = None) -> ParameterDescriptor:
+    from rcl_interfaces.msg import FloatingPointRange
+
+    d = ParameterDescriptor(description=text, read_only=read_only)
+    if value_range is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=value_range[0], to_value=value_range[1], step=0.0)]
+    return d
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

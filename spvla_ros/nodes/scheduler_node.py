@@ -1,0 +1,285 @@
+"""Scheduler node: SP-VLA decision per action step, end-effector twist stream at command rate.
+
+Thin wrapper over :class:`spvla_ros.core.command_stream.CommandStream` (the logic, ROS-free):
+
+* subscribes ``ActionChunk`` (policy) and the instruction (a new one restarts the schedule);
+* publishes ``geometry_msgs/TwistStamped`` (EE velocity in ``frame_id``, the FR3 base frame) at
+  ``command_rate_hz``, ``InferenceRequest`` one step ahead of every model step, and ``SchedulerStatus``
+  at every action step and whenever a chunk arrives;
+* every scheduler, stream and mapping setting is a parameter with a description and a range, live:
+  an invalid combination is rejected by the on-set callback with the reason, the old values stay.
+
+Time: with ``use_sim_time`` the stream advances on every ``/clock`` message (exactly to its time, so a
+replay driven step by step is deterministic); otherwise a timer at ``command_rate_hz`` advances it to
+the wall clock. Commands are stamped with their nominal tick time.
+
+Run: ``ros2 run spvla scheduler_node --ros-args --params-file config/spvla.yaml``
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import TwistStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from spvla.msg import ActionChunk, InferenceRequest, SchedulerStatus
+from std_msgs.msg import String
+
+from spvla_ros.core.action_mapping import ActionMappingConfig
+from spvla_ros.core.command_stream import NS_PER_S, Advance, CommandStream, StepReport, StreamConfig, make_chunk
+from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+
+NODE_NAME = "spvla_scheduler"
+
+# Parameter ranges (rqt sliders; rclpy rejects values outside before the on-set callback runs).
+SCHEDULER_FIELDS = (
+    "buffer_size", "tau", "v_min", "v_max", "ridge_lambda", "extrapolator", "clip_bound", "cap_step_change",
+    "max_consecutive_extrapolations", "intuitive_test", "fit_history", "max_open_loop_s",
+)
+SCHEDULER_RANGES = {
+    "buffer_size": (2, 64),
+    "tau": (0.0, 1.0),
+    "v_min": (0.0, 10.0),
+    "v_max": (0.0, 10.0),
+    "ridge_lambda": (0.0, 100.0),
+    "clip_bound": (0.0, 10.0),
+    "max_consecutive_extrapolations": (1, 1000),
+    "max_open_loop_s": (0.0, 60.0),
+}
+# The YAML always gives concrete numbers: the derived defaults of SchedulerConfig are written out, and
+# max_open_loop_s = 0 stands for None ("no bound beyond max_consecutive_extrapolations").
+_SCHED_DEFAULT = SchedulerConfig()
+SCHEDULER_DEFAULTS = {
+    "v_min": _SCHED_DEFAULT.v_min_resolved,
+    "v_max": _SCHED_DEFAULT.v_max_resolved,
+    "clip_bound": _SCHED_DEFAULT.clip_bound_resolved,
+}
+SCHEDULER_NONE_VALUES = {"max_open_loop_s": 0.0}
+
+STREAM_FIELDS = (
+    "action_rate_hz", "command_rate_hz", "blend_fraction", "max_linear_speed_mps", "max_angular_speed_radps",
+    "request_timeout_s",
+)
+STREAM_RANGES = {
+    "action_rate_hz": (0.1, 100.0),
+    "command_rate_hz": (100.0, 1000.0),
+    "blend_fraction": (0.0, 1.0),
+    "max_linear_speed_mps": (0.0, 3.0),
+    "max_angular_speed_radps": (0.0, 2.5),
+    "request_timeout_s": (0.01, 60.0),
+}
+MAPPING_PREFIX = "mapping."
+MAPPING_FIELDS = ("action_frame", "frame_rpy", "translation_scale", "rotation_scale", "rotation_format")
+
+
+def scheduler_specs():
+    return specs_from_dataclass(
+        SchedulerConfig, SCHEDULER_FIELDS, SCHEDULER_RANGES, defaults=SCHEDULER_DEFAULTS,
+        none_values=SCHEDULER_NONE_VALUES,
+    )
+
+
+def stream_specs():
+    return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES)
+
+
+def mapping_specs():
+    return specs_from_dataclass(ActionMappingConfig, MAPPING_FIELDS, {}, prefix=MAPPING_PREFIX)
+
+
+def ns_to_time(ns: int):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def time_to_ns(t) -> int:
+    return int(t.sec) * NS_PER_S + int(t.nanosec)
+
+
+class SchedulerNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._sched_params = ParamGroup(SchedulerConfig, scheduler_specs())
+        self._stream_params = ParamGroup(StreamConfig, stream_specs())
+        self._mapping_params = ParamGroup(ActionMappingConfig, mapping_specs())
+        stream_cfg = self._stream_params.build(self._declare_values(self._stream_params))
+        sched_cfg = self._sched_params.build(self._declare_values(self._sched_params),
+                                             {"action_rate_hz": stream_cfg.action_rate_hz})
+        mapping_cfg = self._mapping_params.build(self._declare_values(self._mapping_params),
+                                                 {"action_rate_hz": stream_cfg.action_rate_hz})
+        self._frame_id = self.declare_parameter("frame_id", "fr3_link0").value
+        self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg)
+        self._instruction: str | None = None
+        self.rejected_chunks = 0
+
+        self._cmd_pub = self.create_publisher(TwistStamped, topics.CMD_TWIST, qos.COMMAND_QOS)
+        self._request_pub = self.create_publisher(InferenceRequest, topics.INFERENCE_REQUEST, qos.REQUEST_QOS)
+        self._status_pub = self.create_publisher(SchedulerStatus, topics.SCHEDULER_STATUS, qos.STATUS_QOS)
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.CHUNK_QOS)
+        self.create_subscription(String, topics.INSTRUCTION, self._on_instruction, qos.INSTRUCTION_QOS)
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
+        self._timer = None
+        if self._sim_time:
+            # Advance exactly to each /clock time, in the callback of that message (deterministic replays).
+            self.create_subscription(Clock, "/clock", self._on_clock, 10)
+        else:
+            self._start_timer(stream_cfg.command_rate_hz)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self.get_logger().info(
+            f"streaming at {stream_cfg.command_rate_hz:g} Hz, deciding at {stream_cfg.action_rate_hz:g} Hz "
+            f"({'sim' if self._sim_time else 'wall'} time), frame {self._frame_id}"
+        )
+
+    def _declare_values(self, group: ParamGroup) -> dict:
+        group.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
+                        for s in group.specs.values()}
+        return group.values
+
+    @property
+    def core(self) -> CommandStream:
+        return self._core
+
+    # ------------------------------------------------------------------ parameters (live)
+    def _candidate(self, params: list[Parameter]):
+        stream_vals = self._stream_params.candidate(params) or self._stream_params.values
+        sched_vals = self._sched_params.candidate(params) or self._sched_params.values
+        mapping_vals = self._mapping_params.candidate(params) or self._mapping_params.values
+        stream = self._stream_params.build(stream_vals)
+        sched = self._sched_params.build(sched_vals, {"action_rate_hz": stream.action_rate_hz})
+        mapping = self._mapping_params.build(mapping_vals, {"action_rate_hz": stream.action_rate_hz})
+        CommandStream._mapping_for(mapping, stream)  # raises for unsupported mappings
+        return (stream_vals, sched_vals, mapping_vals), (stream, sched, mapping)
+
+    def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            self._candidate(params)
+        except (ValueError, TypeError) as exc:
+            self.get_logger().warning(f"rejected parameter change {[p.name for p in params]}: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, params: list[Parameter]) -> None:
+        (stream_vals, sched_vals, mapping_vals), (stream, sched, mapping) = self._candidate(params)
+        old_rate = self._core.stream_config.command_rate_hz
+        self._stream_params.values, self._sched_params.values = stream_vals, sched_vals
+        self._mapping_params.values = mapping_vals
+        self._core.reconfigure(sched, stream, mapping)
+        if self._timer is not None and stream.command_rate_hz != old_rate:
+            self._start_timer(stream.command_rate_hz)
+        self.get_logger().info(f"parameters applied: {', '.join(f'{p.name}={p.value}' for p in params)}")
+
+    def _start_timer(self, rate_hz: float) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        self._timer = self.create_timer(1.0 / rate_hz, self._on_timer)
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_timer(self) -> None:
+        self._publish(self._core.advance_to(self.get_clock().now().nanoseconds))
+
+    def _on_clock(self, msg: Clock) -> None:
+        self._publish(self._core.advance_to(time_to_ns(msg.clock)))
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        try:
+            actions = np.asarray(msg.data, dtype=np.float32).astype(np.float64)
+            if actions.size != msg.rows * msg.cols:
+                raise ValueError(f"data has {actions.size} values, rows*cols = {msg.rows}x{msg.cols}")
+            chunk = make_chunk(actions.reshape(msg.rows, msg.cols), time_to_ns(msg.header.stamp),
+                               msg.action_rate_hz, msg.request_id, msg.keep_ratio, msg.model_latency_s)
+        except ValueError as exc:
+            self.rejected_chunks += 1
+            self.get_logger().warning(f"dropped action chunk {msg.request_id}: {exc}")
+            return
+        if not self._core.on_chunk(chunk):
+            self.get_logger().warning(f"dropped action chunk {msg.request_id}: older than the one held")
+            return
+        self._publish_status(None, "chunk_arrived")
+
+    def _on_instruction(self, msg: String) -> None:
+        if msg.data != self._instruction:
+            if self._instruction is not None:
+                self.get_logger().info(f"new instruction {msg.data!r}: schedule restarted")
+                self._core.reset()
+            self._instruction = msg.data
+
+    # ------------------------------------------------------------------ output
+    def _publish(self, out: Advance) -> None:
+        for request in out.requests:
+            msg = InferenceRequest(request_id=request.request_id, for_step=request.for_step, speed=request.speed)
+            msg.header.stamp = ns_to_time(request.stamp_ns)
+            msg.header.frame_id = self._frame_id
+            self._request_pub.publish(msg)
+        step_iter = iter(out.steps)
+        next_step = next(step_iter, None)
+        for cmd in out.commands:
+            while next_step is not None and next_step.stamp_ns <= cmd.stamp_ns:
+                self._publish_status(next_step, next_step.reason)
+                next_step = next(step_iter, None)
+            msg = TwistStamped()
+            msg.header.stamp = ns_to_time(cmd.stamp_ns)
+            msg.header.frame_id = self._frame_id
+            (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z) = (float(v) for v in cmd.linear)
+            (msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z) = (float(v) for v in cmd.angular)
+            self._cmd_pub.publish(msg)
+
+    def _publish_status(self, report: StepReport | None, reason: str) -> None:
+        core = self._core
+        c = core.counters
+        msg = SchedulerStatus()
+        stamp = report.stamp_ns if report is not None else core.processed_until_ns
+        msg.header.stamp = ns_to_time(stamp or 0)
+        msg.header.frame_id = self._frame_id
+        msg.step = max(core.step, 0) if report is None else report.step
+        msg.reason = reason
+        buffer = core.scheduler.buffer
+        msg.buffer_fill = int(buffer.shape[0])
+        msg.buffer_size = core.scheduler.config.buffer_size
+        if report is not None:
+            msg.decision = report.decision
+            msg.intuitive_ratio = float(report.intuitive_ratio)
+            msg.speed = float(report.speed)
+            if report.chunk_image_stamp_ns is not None:
+                msg.source_image_stamp = ns_to_time(report.chunk_image_stamp_ns)
+        else:
+            msg.speed = float(np.linalg.norm(buffer[-1, :3])) if buffer.shape[0] else math.nan
+        chunk = core.last_chunk
+        msg.keep_ratio = math.nan if chunk is None else chunk.keep_ratio
+        msg.model_latency_s = math.nan if chunk is None else chunk.model_latency_s
+        msg.model_steps, msg.extrapolated_steps = c.model_steps, c.extrapolated_steps
+        msg.wait_steps, msg.late_chunk_steps = c.wait_steps, c.late_chunk_steps
+        msg.consecutive_extrapolations = core.scheduler.consecutive_extrapolations
+        msg.requests_sent, msg.chunks_received = c.requests_sent, c.chunks_received
+        msg.inference_pending = core.pending_request is not None
+        self._status_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SchedulerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
