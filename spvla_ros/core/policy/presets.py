@@ -4,7 +4,7 @@ Both presets build the *same* architecture (DINOv2-reg4 + SigLIP vision towers, 
 Llama decoder, DiT action head); only the widths and depths differ. ``tiny`` is a few MB, random init,
 and runs on a CPU in a few tens of milliseconds.
 
-Sources of the ``cogact-base`` numbers (read from public code, see ``docs/policy_checkpoints.md``):
+Sources of the ``cogact-base`` numbers (read from public code; key mapping in ``checkpoint.py``):
   * DINOv2 ViT-L/14 reg4: timm ``vit_large_patch14_reg4_dinov2`` (1024 wide, 24 blocks, 16 heads, MLP 4096,
     4 register tokens, position embedding on patches only).
   * SigLIP so400m/14 at 224 px: timm ``vit_so400m_patch14_siglip_224`` (1152 wide, 27 blocks, 16 heads,
