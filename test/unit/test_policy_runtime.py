@@ -166,3 +166,20 @@ def test_unknown_yaml_key_is_rejected(tmp_path) -> None:
     path.write_text("cfg_scale: 2.0\nddim: 5\n")
     with pytest.raises(ValueError, match="unknown keys \\['ddim'\\]"):
         load_policy_config(path)
+
+
+def test_bf16_path_runs_end_to_end() -> None:
+    """The GPU precision (bf16 weights, fp32 RoPE and DDIM state), exercised on CPU."""
+    from spvla_ros.core.policy.normalization import identity_statistics
+    from spvla_ros.core.policy.prompt import WordHashTokenizer
+    from spvla_ros.core.policy.runtime import CogACTPolicy, build_model
+
+    model = build_model(load_policy("tiny").preset, torch.device("cpu"), seed=0, dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.llm_backbone.llm.model.rotary_emb.inv_freq.dtype == torch.float32
+    policy = CogACTPolicy(
+        model, PolicyConfig(), WordHashTokenizer(512), identity_statistics(), torch.device("cpu"), seed=0
+    )
+    for keep in (1.0, 0.5):
+        out = policy.predict_chunk(_scene(), INSTRUCTION, keep_ratio=keep)
+        assert out.actions.shape == (16, 7) and np.isfinite(out.normalized_actions).all()

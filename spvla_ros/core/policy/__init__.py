@@ -1,7 +1,8 @@
 """CogACT policy runtime (ROS-free) with SP-VLA token pruning built in.
 
 Public surface: :func:`load_policy`, :class:`CogACTPolicy` (``predict_chunk``, ``action_rate_hz``, ``reset``),
-:class:`PolicyOutput`, :class:`AdaptiveEnsembler`. See ``checkpoint.py`` for the checkpoint layouts and the timm -> transformers key mapping.
+:class:`PolicyOutput`, :class:`AdaptiveEnsembler`.
+See ``checkpoint.py`` for the checkpoint layouts and the timm -> transformers key mapping.
 """
 
 from spvla_ros.core.policy.checkpoint import CheckpointError, save_official, save_own

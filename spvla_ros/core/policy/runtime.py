@@ -276,13 +276,25 @@ def dtype_for(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def build_model(preset: PolicyPreset, device: torch.device, seed: int | None) -> CogACTModel:
-    """A randomly initialized model on ``device`` in :func:`dtype_for` precision (deterministic for a seed)."""
+def build_model(
+    preset: PolicyPreset, device: torch.device, seed: int | None, dtype: torch.dtype | None = None
+) -> CogACTModel:
+    """A randomly initialized model built directly on ``device`` in :func:`dtype_for` precision.
+
+    Built under that default dtype (not converted afterwards), so a 7B model never exists in fp32 on a 24 GB
+    GPU, and buffers that transformers deliberately keeps in fp32 (Llama's RoPE ``inv_freq``) stay fp32.
+    Deterministic for a given seed. ``dtype`` overrides :func:`dtype_for` (tests run the bf16 path on CPU).
+    """
     if seed is not None:
         torch.manual_seed(seed)
-    with torch.device(device):
-        model = CogACTModel(preset)
-    return model.to(dtype_for(device)).eval().requires_grad_(False)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or dtype_for(device))
+    try:
+        with torch.device(device):
+            model = CogACTModel(preset)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval().requires_grad_(False)
 
 
 def load_policy(

@@ -65,10 +65,6 @@ class DinoSigLIPBackbone(nn.Module):
         # timm's DINOv2-reg puts no position embedding on the CLS token: keep that slot at zero.
         with torch.no_grad():
             self.dino_featurizer.embeddings.position_embeddings[:, 0].zero_()
-        self.register_buffer("_dino_mean", torch.tensor(preset.dino.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_dino_std", torch.tensor(preset.dino.std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_siglip_mean", torch.tensor(preset.siglip.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_siglip_std", torch.tensor(preset.siglip.std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def num_dino_prefix_tokens(self) -> int:
@@ -77,12 +73,15 @@ class DinoSigLIPBackbone(nn.Module):
 
     def pixel_values(self, image224: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(224, 224, 3) uint8 RGB -> normalized (1, 3, 224, 224) inputs for DINOv2 and SigLIP (model dtype)."""
-        dtype = self.dino_featurizer.embeddings.patch_embeddings.projection.weight.dtype
-        x = torch.from_numpy(np.ascontiguousarray(image224)).to(self._dino_mean.device)
-        x = x.permute(2, 0, 1).unsqueeze(0).float() / UINT8_MAX
-        dino = ((x - self._dino_mean) / self._dino_std).to(dtype)
-        siglip = ((x - self._siglip_mean) / self._siglip_std).to(dtype)
-        return dino, siglip
+        weight = self.dino_featurizer.embeddings.patch_embeddings.projection.weight
+        x = torch.from_numpy(np.ascontiguousarray(image224)).to(weight.device)
+        x = x.permute(2, 0, 1).unsqueeze(0).float() / UINT8_MAX  # normalization in fp32, then the model dtype
+        out = []
+        for tower in (self.preset.dino, self.preset.siglip):
+            mean = torch.tensor(tower.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(tower.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+            out.append(((x - mean) / std).to(weight.dtype))
+        return out[0], out[1]
 
     def dino_penultimate(self, pixels: torch.Tensor) -> torch.Tensor:
         """DINOv2 sequence after the second-to-last block: (B, 1 + R + 256, D_dino), prefix tokens included."""
