@@ -16,6 +16,7 @@ Regressions pinned:
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -364,9 +365,42 @@ def test_compose_mounts_the_checkpoint_read_only_where_the_launch_looks(compose)
     assert launch_args["device"] == "cuda"
 
 
+def declared_launch_arguments(source: str) -> set[str]:
+    """Names given to DeclareLaunchArgument: string literals, or the keys of the module-level dict that a
+    comprehension ``DeclareLaunchArgument(name, ...) for name, ... in DICT.items()`` iterates."""
+    tree = ast.parse(source)
+    dicts = {
+        target.id: {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        is_declare = isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DeclareLaunchArgument"
+        if is_declare and node.args and isinstance(node.args[0], ast.Constant):
+            names.add(node.args[0].value)
+        if isinstance(node, ast.GeneratorExp | ast.ListComp) and getattr(node.elt, "func", None) is not None:
+            if getattr(node.elt.func, "id", None) != "DeclareLaunchArgument":
+                continue
+            for gen in node.generators:
+                source_dict = gen.iter.func.value if isinstance(gen.iter, ast.Call) else gen.iter
+                names |= dicts.get(getattr(source_dict, "id", ""), set())
+    return names
+
+
+def test_launch_argument_parser_reads_literals_and_dict_driven_declarations():
+    src = (
+        "A = {'checkpoint': (1, 'x'), 'device': (2, 'y')}\n"
+        "ld = [DeclareLaunchArgument('dry_run'), *(DeclareLaunchArgument(n) for n, _ in A.items())]\n"
+    )
+    assert declared_launch_arguments(src) == {"checkpoint", "device", "dry_run"}
+
+
 def test_compose_launch_arguments_are_declared_by_the_launch_file(compose):
     if not LAUNCH_FILE.exists():
         pytest.fail(f"{LAUNCH_FILE.relative_to(ROOT)} is missing, but the image's entry point launches it")
-    declared = set(re.findall(r"DeclareLaunchArgument\(\s*['\"](\w+)['\"]", LAUNCH_FILE.read_text()))
+    declared = declared_launch_arguments(LAUNCH_FILE.read_text())
     used = {a.split(":=", 1)[0] for a in compose["services"]["spvla"]["command"]}
     assert used <= declared, f"bringup.launch.py does not declare {sorted(used - declared)}"
