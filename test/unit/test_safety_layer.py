@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from spvla_ros.core.safety import Intervention, RobotMode, SafetyConfig, SafetyLayer, load_safety_config
-from spvla_ros.core.safety.config import SAFETY_YAML
+from spvla_ros.core.safety.config import NODE_PARAMETERS, SAFETY_NODE_NAME, SAFETY_YAML
 from spvla_ros.core.safety.gripper import GripperDebouncer
 from spvla_ros.core.safety.validity import check_command
 from spvla_ros.core.safety.watchdog import CommandWatchdog
@@ -52,8 +52,9 @@ def _run(layer: SafetyLayer, t0: float, steps: int, pose: np.ndarray = INSIDE) -
 def test_yaml_keys_match_dataclass_and_defaults() -> None:
     import yaml
 
-    keys = set(yaml.safe_load(SAFETY_YAML.read_text()))
-    assert keys == {f.name for f in dataclasses.fields(SafetyConfig)}
+    params = yaml.safe_load(SAFETY_YAML.read_text())[SAFETY_NODE_NAME]["ros__parameters"]
+    assert set(params) == {f.name for f in dataclasses.fields(SafetyConfig)} | set(NODE_PARAMETERS)
+    assert params["dry_run"] is True  # commanding nothing is the shipped default
     assert load_safety_config() == SafetyConfig()
 
 
@@ -81,7 +82,7 @@ def test_config_refuses_values_beyond_fr3_or_invalid(field: str, value: object) 
 
 def test_load_refuses_unknown_key(tmp_path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("max_lin_vel_mps: 0.3\nspeed_of_light: 3e8\n")
+    path.write_text("spvla_safety:\n  ros__parameters:\n    max_lin_vel_mps: 0.3\n    speed_of_light: 3.0e8\n")
     with pytest.raises(ValueError, match="speed_of_light"):
         load_safety_config(path)
 

@@ -146,19 +146,28 @@ def _check_finite(name: str, value: object) -> None:
 
 SAFETY_YAML = Path(__file__).resolve().parents[3] / "config" / "safety.yaml"
 """``config/safety.yaml`` of a source checkout (an installed copy lives in ``share/spvla/config``)."""
+SAFETY_NODE_NAME = "spvla_safety"
+"""The safety node's name: its section of the ROS params file."""
+NODE_PARAMETERS = ("dry_run", "backend", "robot_ip", "publish_rate_hz", "status_rate_hz")
+"""Safety-node parameters in the same file that are not :class:`SafetyConfig` fields."""
 
 
 def load_safety_config(path: str | Path = SAFETY_YAML, **overrides: object) -> SafetyConfig:
-    """Build a :class:`SafetyConfig` from a YAML mapping plus keyword overrides.
+    """Build a :class:`SafetyConfig` from the ROS params file (``spvla_safety: ros__parameters:``).
+
+    Keys in :data:`NODE_PARAMETERS` are skipped; ``overrides`` win over the file.
 
     Raises:
-        ValueError: the file is not a mapping, has unknown keys, or a value is invalid.
+        ValueError: the file has no such section, has unknown keys, or a value is invalid.
     """
     data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+    try:
+        params = data[SAFETY_NODE_NAME]["ros__parameters"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: expected a '{SAFETY_NODE_NAME}: ros__parameters:' mapping") from None
     known = {f.name for f in fields(SafetyConfig)}
-    unknown = (set(data) | set(overrides)) - known
+    values = {k: v for k, v in params.items() if k not in NODE_PARAMETERS}
+    unknown = (set(values) | set(overrides)) - known
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)} for SafetyConfig (known: {sorted(known)})")
-    return SafetyConfig(**{**data, **overrides})
+    return SafetyConfig(**{**values, **overrides})

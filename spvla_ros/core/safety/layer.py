@@ -84,13 +84,24 @@ class SafetyLayer:
         self._counters = {kind.value: 0 for kind in Intervention}
 
     # --- operator actions ---
+    def arm_refusal(self) -> str | None:
+        """Why :meth:`arm` would be refused now, or ``None`` if it would succeed."""
+        with self._lock:
+            return self._arm_refusal_locked()
+
+    def _arm_refusal_locked(self) -> str | None:
+        if self._estop.engaged:
+            return "e-stop engaged: reset it first"
+        if self._fault.latched:
+            return f"robot fault latched ({self._fault.reason}): recover first"
+        return None
+
     def arm(self) -> tuple[bool, str]:
         """Allow motion. Refused while the e-stop or a robot fault is latched. Returns (ok, message)."""
         with self._lock:
-            if self._estop.engaged:
-                return False, "e-stop engaged: reset it first"
-            if self._fault.latched:
-                return False, f"robot fault latched ({self._fault.reason}): recover first"
+            refusal = self._arm_refusal_locked()
+            if refusal:
+                return False, refusal
             if not self._armed:
                 self._armed = True
                 self._target[:] = 0.0
@@ -182,6 +193,11 @@ class SafetyLayer:
         """True while commands must reach the robot: armed, or not yet at rest after a stop."""
         with self._lock:
             return self._armed or not self._limiter.at_rest
+
+    def robot_state_fresh(self, now_s: float) -> bool:
+        """A robot state with a pose arrived within ``robot_state_timeout_s``."""
+        with self._lock:
+            return now_s - self._ee_position_time_s <= self.config.robot_state_timeout_s
 
     @property
     def at_rest(self) -> bool:
