@@ -2,7 +2,7 @@
 
 Rates are counted over a sliding window of received messages (receive wall time). "% extrapolated" is
 extrapolated / (model + extrapolated) action steps from the newest ``SchedulerStatus``; "dropped" is the
-safety node's count of dropped commands from its ``SafetyStatus`` (when that message type exists).
+safety node's ``drop_*`` intervention counters from its ``SafetyStatus`` (when that message type exists).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from spvla_ros.nodes import qos, topics
 
 RATE_WINDOW_S = 2.0
 """Window of the Hz figures, s."""
-SAFETY_DROP_FIELDS = ("dropped", "dropped_commands", "commands_dropped", "num_dropped", "drops")
-"""Names the safety node's status may give its drop counter (first found is used)."""
+SAFETY_DROP_PREFIX = "drop_"
+"""SafetyStatus intervention names counted as dropped commands (spvla_ros.core.safety.Intervention)."""
 
 
 @dataclass
@@ -95,10 +95,8 @@ class GraphMonitor(Node):
         self._status = msg
 
     def _on_safety(self, msg) -> None:
-        for name in SAFETY_DROP_FIELDS:
-            if hasattr(msg, name):
-                self._dropped = float(getattr(msg, name))
-                return
+        pairs = zip(msg.intervention_names, msg.intervention_counts, strict=False)
+        self._dropped = float(sum(n for name, n in pairs if name.startswith(SAFETY_DROP_PREFIX)))
 
     def figures(self) -> GraphFigures:
         s = self._status
