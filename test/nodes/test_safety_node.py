@@ -103,10 +103,19 @@ def graph():
 
 
 def test_dry_run_is_default_and_publishes_nothing(graph: Graph) -> None:
+    from spvla_ros.nodes import safety_node
+
+    status = []
+    if safety_node.SafetyStatus is None:
+        pytest.skip("spvla interfaces not built (make setup builds msg/ into .venv)")
+    graph.helper.create_subscription(safety_node.SafetyStatus, topics.SAFETY_STATUS, status.append, qos.STATUS_QOS)
     assert graph.node.get_parameter("dry_run").value is True
     graph.stream(0.5, vx=0.2)
     assert graph.safe == []
     assert graph.counters()["drop_not_armed"] > 0
+    graph.wait_for(lambda: status and dict(zip(status[-1].intervention_names, status[-1].intervention_counts,
+                                               strict=True))["drop_not_armed"] > 0)
+    assert status[-1].state == "disarmed" and status[-1].dry_run
 
 
 def test_armed_stream_is_limited_then_estop_latches_to_zero(graph: Graph) -> None:
