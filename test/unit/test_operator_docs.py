@@ -2,7 +2,7 @@
 
 Regressions pinned:
   * a topic renamed in spvla_ros/nodes/topics.py but still shown under its old name in the guide or picture;
-  * a parameter in the rqt tuning table or the override example that no node declares in config/spvla.yaml;
+  * a parameter in the rqt tuning table or an override example that no node has in config/{spvla,safety}.yaml;
   * the launch-argument table drifting from launch/bringup.launch.py;
   * links to files that moved.
 """
@@ -36,8 +36,11 @@ def _topics_in(text: str) -> set[str]:
 
 
 def _node_parameters() -> dict[str, set[str]]:
-    config = yaml.safe_load((ROOT / "config" / "spvla.yaml").read_text())
-    return {node: set(body["ros__parameters"]) for node, body in config.items()}
+    params: dict[str, set[str]] = {}
+    for name in ("spvla.yaml", "safety.yaml"):
+        for node, body in yaml.safe_load((ROOT / "config" / name).read_text()).items():
+            params.setdefault(node, set()).update(body["ros__parameters"])
+    return params
 
 
 def test_topics_in_the_guide_and_picture_exist():
