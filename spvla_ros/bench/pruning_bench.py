@@ -61,7 +61,7 @@ COLOUR_SEMANTIC = (1.0, 0.55, 0.0)  # orange
 COLOUR_SPATIAL = (0.0, 0.75, 1.0)  # sky blue
 COLOUR_BOTH = (0.85, 0.0, 0.85)  # magenta
 COLOUR_FILL = (1.0, 1.0, 1.0)  # kept only to fill the budget
-FILL_ALPHA = 0.45
+FILL_ALPHA = 0.4
 DROPPED_ALPHA = 0.75
 FIGURE_DPI = 110
 
@@ -154,7 +154,7 @@ def write_overlay(
     cfg: PruningConfig,
     title: str,
 ) -> None:
-    """Two panels: the candidate sets (semantic / spatial / both) and the patches kept at ``keep_ratio``."""
+    """Three panels: the image, the candidate sets (semantic / spatial / both), the patches kept at ``keep_ratio``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,12 +176,15 @@ def write_overlay(
             layer[~mask_kept] = (0.0, 0.0, 0.0, DROPPED_ALPHA)
         return layer
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.6), dpi=FIGURE_DPI)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6), dpi=FIGURE_DPI)
+    axes[0].imshow(rgb)
+    axes[0].set_title("encoder input (224x224 RGB)", fontsize=9)
+    axes[0].set_axis_off()
     panels = (
         (None, "candidates: semantic / spatial / both"),
         (kept, f"kept at keep ratio {keep_ratio:.2f}: {int(kept.sum())}/{grid * grid} patches (dark = pruned)"),
     )
-    for ax, (mask_kept, label) in zip(axes, panels, strict=True):
+    for ax, (mask_kept, label) in zip(axes[1:], panels, strict=True):
         ax.imshow(rgb, extent=(0, IMAGE_SIZE, IMAGE_SIZE, 0))
         ax.imshow(category_layer(mask_kept), extent=(0, IMAGE_SIZE, IMAGE_SIZE, 0), interpolation="nearest")
         for k in range(grid + 1):

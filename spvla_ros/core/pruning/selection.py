@@ -2,14 +2,17 @@
 
 Priority of a patch, best first (deterministic, documented tie-breaks):
 
-1. tier: semantic AND spatial, then semantic only, then spatial only, then neither;
-2. within a tier, higher AccuAttn score first;
-3. equal scores: lower patch index first.
+1. tier: semantic AND spatial, then the patches in only one of the two sets, then neither;
+2. in the middle tier the two cues take turns: the best semantic-only patch, the best spatial-only patch,
+   the second-best semantic-only, the second-best spatial-only, ... ("best" = higher AccuAttn score), so a
+   tight budget never starves either cue (semantic first on each turn);
+3. in the other tiers, higher AccuAttn score first; equal scores: lower patch index first (everywhere).
 
 The first ``token_budget(keep_ratio, P)`` patches of that order are kept, returned sorted (the original
 row-major order of the encoder's patch tokens). So when the union fits the budget, all of it is kept and the
-rest is filled by score; when it does not, spatial-only and low-score patches go first. The result is never
-empty (the budget is at least 1) and ``keep_ratio == 1`` keeps every patch.
+rest is filled by score; when it does not, the union is trimmed from the weakest end of both cues alike.
+Budgets nest: a larger keep ratio keeps a superset. The result is never empty (the budget is at least 1)
+and ``keep_ratio == 1`` keeps every patch.
 
 The same indices apply to every backbone that shares the patch grid (CogACT concatenates DINOv2 and SigLIP
 features patch-wise), see :func:`apply_token_selection`.
@@ -27,7 +30,7 @@ from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed, token_budget
 from spvla_ros.core.pruning.semantic import normalized_scores, semantic_mask
 from spvla_ros.core.pruning.spatial import canny_patch_mask
 
-TIER_BOTH, TIER_SEMANTIC, TIER_SPATIAL, TIER_NONE = 0, 1, 2, 3
+TIER_BOTH, TIER_ONE_CUE, TIER_NONE = 0, 1, 2
 
 
 def selection_priority(semantic_scores: np.ndarray, spatial_mask: np.ndarray, config: PruningConfig) -> np.ndarray:
@@ -35,12 +38,15 @@ def selection_priority(semantic_scores: np.ndarray, spatial_mask: np.ndarray, co
     scores = normalized_scores(semantic_scores)
     spatial = _as_patch_mask(spatial_mask, scores.size)
     semantic = semantic_mask(scores, config)
-    tier = np.full(scores.size, TIER_NONE, dtype=np.int64)
-    tier[spatial] = TIER_SPATIAL
-    tier[semantic] = TIER_SEMANTIC
-    tier[semantic & spatial] = TIER_BOTH
     index = np.arange(scores.size)
-    return np.lexsort((index, -scores, tier)).astype(np.int64)  # last key is the primary one
+    tier = np.full(scores.size, TIER_NONE, dtype=np.int64)
+    tier[semantic ^ spatial] = TIER_ONE_CUE
+    tier[semantic & spatial] = TIER_BOTH
+    turn = np.zeros(scores.size, dtype=np.int64)  # alternation order inside the one-cue tier
+    for offset, only in ((0, semantic & ~spatial), (1, spatial & ~semantic)):
+        members = index[only][np.lexsort((index[only], -scores[only]))]  # best first, ties to lower index
+        turn[members] = 2 * np.arange(members.size) + offset
+    return np.lexsort((index, -scores, turn, tier)).astype(np.int64)  # last key is the primary one
 
 
 def select_tokens(
