@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=str(CONFIG_DIR / "pruning.yaml"), help="pruning YAML defaults")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     parser.add_argument("--figures", default=None, help="write one overlay PNG per image into this folder")
+    parser.add_argument("--max-figures", type=int, default=None, help="overlays for the first N images only")
     parser.add_argument("--repeats", type=int, default=5, help="timed forwards per image and variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed forwards per image and variant")
     parser.add_argument("--random-draws", type=int, default=100, help="random subsets per image and keep ratio")
@@ -256,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 "selection_ms": selection_all[-1],
             }
         )
-        if args.figures:
+        if args.figures and (args.max_figures is None or len(per_image) <= args.max_figures):
             floor_ratio = keep_ratio_for_speed(floor_speed, cfg.v_pmin, cfg.v_pmax, cfg.min_keep_ratio)
             keep = select_tokens(scores, spatial, floor_ratio, cfg)
             write_overlay(

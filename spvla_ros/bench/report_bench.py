@@ -72,7 +72,9 @@ PLANS = (
     BenchPlan(
         "pruning",
         "Spatio-semantic token pruning (DINOv2 ViT-S/14, real frames)",
-        args=("--images", "../shared/data/real_images", "--model", "../shared/models/dinov2-vits14"),
+        args=(
+            "--images", "../shared/data/real_images", "--model", "../shared/models/dinov2-vits14", "--max-figures", "2"
+        ),
         needs=("../shared/data/real_images", "../shared/models/dinov2-vits14"),
         figure_flag="--figures",
     ),
