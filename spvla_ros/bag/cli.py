@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--settle-s", type=float, default=0.02, help="step: wait after publishing a frame [s]")
     pl.add_argument("--ack-timeout-s", type=float, default=10.0, help="step: bound on waiting for the graph [s]")
     pl.add_argument("--wait-s", type=float, default=15.0, help="bound on waiting for the graph to subscribe [s]")
+    pl.add_argument("--require-subscribers", nargs="+", default=[], metavar="TOPIC=N",
+                    help="before playing, wait (bounded by --wait-s) until TOPIC has N subscribers, e.g. a "
+                         "recorder on /spvla/cmd_twist; fails if they do not appear")
 
     r = sub.add_parser("record", help="record topics of the running graph")
     r.add_argument("out", help="bag directory to create")
@@ -90,9 +93,18 @@ def run_play(args: argparse.Namespace) -> int:
     from spvla_ros.bag.player import BagPlayer, read_bag
 
     messages = read_bag(args.bag)
+    required = {}
+    for item in args.require_subscribers:
+        topic, _, count = item.partition("=")
+        required[topic] = int(count or 1)
     rclpy.init()
     player = BagPlayer(messages)
     try:
+        for topic, count in required.items():
+            if not player.wait_for_subscribers(topic, args.wait_s, count):
+                print(f"spvla-bag play: {topic} has fewer than {count} subscribers after {args.wait_s} s",
+                      file=sys.stderr)
+                return 3
         if not player.wait_for_subscribers(topics.IMAGE, args.wait_s):
             player.get_logger().warning(f"no subscriber on {topics.IMAGE} after {args.wait_s} s; playing anyway")
         if args.step:

@@ -31,6 +31,7 @@ from spvla_ros.nodes import qos, topics
 
 NS_PER_S = 1_000_000_000
 POLL_S = 0.002
+CLOCK_RESEND_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +94,14 @@ class BagPlayer(Node):
                 return
             time.sleep(POLL_S)
 
-    def wait_for_subscribers(self, topic: str, timeout_s: float) -> bool:
-        """Bounded wait until ``topic`` has a subscriber (volatile topics lose what is sent before)."""
+    def wait_for_subscribers(self, topic: str, timeout_s: float, count: int = 1) -> bool:
+        """Bounded wait until ``topic`` has ``count`` subscribers (volatile topics lose what is sent before)."""
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
-            if self.count_subscribers(topic) > 0:
+            if self.count_subscribers(topic) >= count:
                 return True
             self._spin(0.05)
-        return False
+        return self.count_subscribers(topic) >= count
 
     def _publish(self, m: BagMessage, restamp_ns: int | None) -> None:
         if restamp_ns is None:
@@ -157,13 +158,26 @@ class BagPlayer(Node):
             for m in groups.get(t_ns, []):
                 self._publish(m, None)
             self._spin(settle_s)
-            self._clock_pub.publish(Clock(clock=_to_time(t_ns)))
-            self._wait_ack(t_ns, ack_timeout_s)
+            self._wait_ack(t_ns, ack_timeout_s, groups.get(t_ns, []))
         return len(stamps)
 
-    def _wait_ack(self, t_ns: int, timeout_s: float) -> None:
+    def _wait_ack(self, t_ns: int, timeout_s: float, messages: list[BagMessage]) -> None:
+        """Publish ``/clock = t`` and wait for the scheduler's acknowledgement. While waiting, the clock and
+        this step's messages are re-sent every ``CLOCK_RESEND_S``: a best-effort frame or the first clock can
+        be lost to discovery, and repeating them changes nothing in the graph (the stream only advances to
+        times it has not reached; the policy keeps the newest frame by stamp)."""
         end = time.monotonic() + timeout_s
+        resend = 0.0
+        first = True
         while time.monotonic() < end:
+            if time.monotonic() >= resend:
+                if not first:
+                    for m in messages:
+                        self._publish(m, None)
+                    self._spin(POLL_S)
+                first = False
+                self._clock_pub.publish(Clock(clock=_to_time(t_ns)))
+                resend = time.monotonic() + CLOCK_RESEND_S
             rclpy.spin_once(self, timeout_sec=POLL_S)
             s = self._last_status
             if s is not None and s.header.stamp.sec * NS_PER_S + s.header.stamp.nanosec >= t_ns \

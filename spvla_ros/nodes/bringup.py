@@ -66,25 +66,27 @@ class NodeSpec:
     Attributes:
         executable: ``ros2 run spvla <executable>`` name (console entry / lib/spvla script).
         module: Python module with ``main()`` and the node class.
+        node_name: the node's name (the key of its section in params files).
         params_files: launch arguments holding params files for this node, in order.
         parameters: launch arguments passed to the node as parameters of the same name.
     """
 
     executable: str
     module: str
+    node_name: str
     params_files: tuple[str, ...]
     parameters: tuple[str, ...]
 
 
 NODES = (
-    NodeSpec("policy_node", "spvla_ros.nodes.policy_node", ("params_file", "extra_params_file"),
+    NodeSpec("policy_node", "spvla_ros.nodes.policy_node", "spvla_policy", ("params_file", "extra_params_file"),
              ("checkpoint", "preset", "device", "use_sim_time")),
-    NodeSpec("scheduler_node", "spvla_ros.nodes.scheduler_node", ("params_file", "extra_params_file"),
-             ("use_sim_time",)),
-    NodeSpec("safety_node", "spvla_ros.nodes.safety_node", ("safety_params_file", "extra_params_file"),
+    NodeSpec("scheduler_node", "spvla_ros.nodes.scheduler_node", "spvla_scheduler",
+             ("params_file", "extra_params_file"), ("use_sim_time",)),
+    NodeSpec("safety_node", "spvla_ros.nodes.safety_node", "spvla_safety", ("safety_params_file", "extra_params_file"),
              ("dry_run", "use_sim_time")),
 )
-REPLAY = NodeSpec("spvla-bag", "spvla_ros.bag.cli", (), ())
+REPLAY = NodeSpec("spvla-bag", "spvla_ros.bag.cli", "spvla_bag_player", (), ())
 """Camera replay: ``spvla-bag play <replay_bag>`` (started only when ``replay_bag`` is given)."""
 BOOL_PARAMETERS = ("dry_run", "use_sim_time")
 
@@ -142,10 +144,6 @@ def resolve_args(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def node_name_of(spec: NodeSpec) -> str:
-    return importlib.import_module(spec.module).NODE_NAME
-
-
 def overrides_yaml(values: dict[str, str]) -> dict:
     """The per-node parameter overrides (launch arguments) as a ROS params-file mapping."""
     out = {}
@@ -156,7 +154,7 @@ def overrides_yaml(values: dict[str, str]) -> dict:
                 params[name] = _bool(values[name])
             else:
                 params[name] = values[name]
-        out[node_name_of(spec)] = {"ros__parameters": params}
+        out[spec.node_name] = {"ros__parameters": params}
     return out
 
 
@@ -238,6 +236,7 @@ def run_processes(values: dict[str, str], args: argparse.Namespace, stop: _Stop)
         codes = _terminate([p for p in [replay, *procs.values()] if p is not None])
         os.unlink(f.name)
     if any(c not in (0, -signal.SIGINT) for c in codes[-len(procs):]):
+        print(f"spvla-bringup: exit codes {dict(zip(procs, codes[-len(procs):], strict=True))}", file=sys.stderr)
         rc = rc or 1
     return rc
 
@@ -252,8 +251,9 @@ def run_composed(values: dict[str, str], args: argparse.Namespace, stop: _Stop) 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="spvla_overrides_", delete=False) as f:
         yaml.safe_dump(overrides_yaml(values), f)
     files = []
-    for spec in NODES:
-        files += [v for v in (values[n] for n in spec.params_files) if v and v not in files]
+    for spec in NODES:  # every node's files, the extra (override) file last
+        files += [values[n] for n in spec.params_files if n != "extra_params_file" and values[n]]
+    files = list(dict.fromkeys(files)) + ([values["extra_params_file"]] if values["extra_params_file"] else [])
     cli = ["--ros-args"] + [x for path in [*files, f.name] for x in ("--params-file", path)]
     rclpy.init(args=["spvla-bringup", *cli], signal_handler_options=SignalHandlerOptions.NO)
     executor = SingleThreadedExecutor()
@@ -364,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
           + (f", replaying {values['replay_bag']}" if values["replay_bag"] else ""), flush=True)
     rc = run_composed(values, args, stop) if args.composed else run_processes(values, args, stop)
     print(f"spvla-bringup: stopped (exit {rc})", flush=True)
+    if args.composed:  # torch is loaded in this process: skip its ~1 s interpreter teardown
+        from spvla_ros.nodes.policy_node import exit_without_teardown
+
+        exit_without_teardown(rc)
     return rc
 
 

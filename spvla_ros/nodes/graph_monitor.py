@@ -21,7 +21,9 @@ from spvla_ros.nodes import qos, topics
 RATE_WINDOW_S = 2.0
 """Window of the Hz figures, s."""
 SAFETY_DROP_PREFIX = "drop_"
-"""SafetyStatus intervention names counted as dropped commands (spvla_ros.core.safety.Intervention)."""
+"""SafetyStatus intervention names counted as dropped commands (spvla_ros.core.safety.Intervention)..."""
+SAFETY_NOT_DROPS = ("drop_not_armed",)
+"""...except holding commands in dry run (every command while disarmed): that is not a rejected command."""
 
 
 @dataclass
@@ -35,6 +37,7 @@ class GraphFigures:
     dropped_by_safety: float
     model_steps: int
     extrapolated_steps: int
+    dry_run: bool | None = None
 
     def line(self) -> str:
         def f(v: float, fmt: str) -> str:
@@ -45,6 +48,7 @@ class GraphFigures:
             f"extrapolated {f(self.extrapolated_pct, '5.1f')} % ({self.extrapolated_steps}/"
             f"{self.model_steps + self.extrapolated_steps} steps) | keep {f(self.keep_ratio, '4.2f')} | "
             f"safety dropped {f(self.dropped_by_safety, '.0f')}"
+            + (" (dry run: nothing sent)" if self.dry_run else "")
         )
 
 
@@ -77,6 +81,7 @@ class GraphMonitor(Node):
         self._status: SchedulerStatus | None = None
         self._keep = math.nan
         self._dropped = math.nan
+        self._dry_run: bool | None = None
         self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.CHUNK_QOS)
         self.create_subscription(TwistStamped, topics.CMD_TWIST, lambda _m: self.commands.tick(), qos.COMMAND_QOS)
         self.create_subscription(SchedulerStatus, topics.SCHEDULER_STATUS, self._on_status, qos.STATUS_QOS)
@@ -96,11 +101,14 @@ class GraphMonitor(Node):
 
     def _on_safety(self, msg) -> None:
         pairs = zip(msg.intervention_names, msg.intervention_counts, strict=False)
-        self._dropped = float(sum(n for name, n in pairs if name.startswith(SAFETY_DROP_PREFIX)))
+        self._dropped = float(sum(n for name, n in pairs
+                                  if name.startswith(SAFETY_DROP_PREFIX) and name not in SAFETY_NOT_DROPS))
+        self._dry_run = bool(msg.dry_run)
 
     def figures(self) -> GraphFigures:
         s = self._status
         model = 0 if s is None else int(s.model_steps)
         extrap = 0 if s is None else int(s.extrapolated_steps)
         pct = 100.0 * extrap / (model + extrap) if model + extrap else math.nan
-        return GraphFigures(self.chunks.rate(), self.commands.rate(), pct, self._keep, self._dropped, model, extrap)
+        return GraphFigures(self.chunks.rate(), self.commands.rate(), pct, self._keep, self._dropped, model, extrap,
+                            self._dry_run)

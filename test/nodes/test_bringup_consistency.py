@@ -65,6 +65,15 @@ def test_launch_nodes_equal_bringup_nodes():
     assert nodes == expected
 
 
+def test_node_names_are_the_nodes_own():
+    from spvla_ros.core.safety.config import SAFETY_NODE_NAME
+    from spvla_ros.nodes.bringup import NODES
+
+    names = {s.executable: s.node_name for s in NODES}
+    assert names == {"policy_node": policy_node.NODE_NAME, "scheduler_node": scheduler_node.NODE_NAME,
+                     "safety_node": SAFETY_NODE_NAME}
+
+
 def test_bringup_cli_has_every_launch_argument():
     parser = bringup.build_parser()
     options = {a.dest for a in parser._actions}

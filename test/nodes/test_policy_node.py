@@ -90,20 +90,26 @@ def test_bgr_frame_reaches_the_model_as_rgb(graph):
     assert tuple(seen[0][0, 0]) == (30, 20, 10)
 
 
-def test_stale_frame_and_bad_encoding_give_no_chunk_and_the_worker_survives(graph):
+def test_stale_frame_waits_for_a_fresh_one_and_bad_encoding_gives_no_chunk(graph):
     node, chunks, img_pub, req_pub = _setup(graph, FakePolicy())
     node._instruction = "open the drawer"
     _send_frame(graph, node, img_pub, _image(10.0))
-    req_pub.publish(_request(1, 12.0, 0.0))  # frame 2 s old > max_frame_age_s 1.0
-    assert graph.spin_until(lambda: node.requests_refused == 1)
+    req_pub.publish(_request(1, 12.0, 0.0))  # newest frame 2 s old > max_frame_age_s 1.0: must not be used
+    assert graph.spin_until(lambda: node._waiting is not None)
+    graph.spin_for(0.2)
+    assert chunks == []
+    _send_frame(graph, node, img_pub, _image(12.1))  # a fresh frame serves the waiting request
+    assert graph.spin_until(lambda: len(chunks) == 1)
+    stamp = chunks[0].header.stamp
+    assert chunks[0].request_id == 1 and (stamp.sec, stamp.nanosec) == (12, 100_000_000)
     _send_frame(graph, node, img_pub, _image(13.0, "mono8"))
     req_pub.publish(_request(2, 13.0, 0.0))
     graph.spin_for(0.3)
     _send_frame(graph, node, img_pub, _image(14.0))
     req_pub.publish(_request(3, 14.0, 0.0))
-    assert graph.spin_until(lambda: len(chunks) >= 1)
+    assert graph.spin_until(lambda: len(chunks) >= 2)
     graph.spin_for(0.2)
-    assert [c.request_id for c in chunks] == [3]
+    assert [c.request_id for c in chunks] == [1, 3]  # 2 (mono8) refused; the worker survived it
 
 
 def test_inference_runs_off_the_executor_and_only_the_newest_request_waits(graph):
