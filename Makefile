@@ -32,8 +32,14 @@ $(VENV)/.deps: $(BIN)/python $(REQ_MAIN) requirements/test.txt setup.py
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# The whole graph on an embedded default: camera frames replayed from a rosbag made from shared/ images
+# (generated frames without shared/), tiny CogACT on CPU, scheduler, dry-run safety; a live status line;
+# stops by itself when the replay ends (about 15 s plus start-up).
 demo: setup
-	$(BIN)/spvla-bench scheduler --data $(DEMO_DATA)
+	rm -rf build/demo_frames
+	$(BIN)/spvla-bag make-bag --rate-hz 5 --repeat 4 --out build/demo_frames \
+	  $(if $(wildcard $(SHARED)/data/real_images/*.png),--images $(SHARED)/data/real_images --size 320x240,--generated 16)
+	$(BIN)/spvla-bringup --replay-bag build/demo_frames --exit-after-replay --status --extra-params-file config/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q -ra test
