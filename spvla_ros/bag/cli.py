@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--settle-s", type=float, default=0.02, help="step: wait after publishing a frame [s]")
     pl.add_argument("--ack-timeout-s", type=float, default=10.0, help="step: bound on waiting for the graph [s]")
     pl.add_argument("--wait-s", type=float, default=15.0, help="bound on waiting for the graph to subscribe [s]")
+    pl.add_argument("--start-delay-s", type=float, default=1.0,
+                    help="wait this long once the subscribers are there, so that every pair of processes has "
+                         "discovered each other (a subscriber seen by the player may not yet be matched with "
+                         "the graph's publishers) [s]")
     pl.add_argument("--require-subscribers", nargs="+", default=[], metavar="TOPIC=N",
                     help="before playing, wait (bounded by --wait-s) until TOPIC has N subscribers, e.g. a "
                          "recorder on /spvla/cmd_twist; fails if they do not appear")
@@ -107,6 +111,7 @@ def run_play(args: argparse.Namespace) -> int:
                 return 3
         if not player.wait_for_subscribers(topics.IMAGE, args.wait_s):
             player.get_logger().warning(f"no subscriber on {topics.IMAGE} after {args.wait_s} s; playing anyway")
+        player.spin_for(args.start_delay_s)
         if args.step:
             steps = player.play_steps(args.settle_s, args.ack_timeout_s)
             print(f"played {player.published} messages in {steps} clock steps")

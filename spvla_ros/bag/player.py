@@ -86,6 +86,10 @@ class BagPlayer(Node):
     def _on_status(self, msg: SchedulerStatus) -> None:
         self._last_status = msg
 
+    def spin_for(self, seconds: float) -> None:
+        """Process callbacks for ``seconds`` (wall time)."""
+        self._spin(seconds)
+
     def _spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while True:
