@@ -90,6 +90,34 @@ def test_bgr_frame_reaches_the_model_as_rgb(graph):
     assert tuple(seen[0][0, 0]) == (30, 20, 10)
 
 
+def test_compressed_png_frame_is_decoded_for_the_model(graph):
+    from sensor_msgs.msg import CompressedImage
+
+    from spvla_ros.core.image_convert import rgb_to_compressed
+
+    seen = []
+
+    class Recording(FakePolicy):
+        def predict_chunk(self, image, instruction, keep_ratio=1.0):
+            seen.append(image.copy())
+            return super().predict_chunk(image, instruction, keep_ratio)
+
+    node, chunks, _, req_pub = _setup(graph, Recording())
+    node._instruction = "fold the cloth"
+    peer = graph.nodes[1]
+    pub = peer.create_publisher(CompressedImage, topics.IMAGE_COMPRESSED, qos.IMAGE_QOS)
+    assert graph.spin_until(lambda: pub.get_subscription_count() > 0)
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 10, 3), dtype=np.uint8)
+    fmt, data = rgb_to_compressed(rgb, "png")
+    msg = CompressedImage(format=fmt, data=data)
+    msg.header.stamp = Time(sec=30)
+    pub.publish(msg)
+    assert graph.spin_until(lambda: node._frame is not None)
+    req_pub.publish(_request(1, 30.0, 0.0))
+    assert graph.spin_until(lambda: len(chunks) == 1)
+    np.testing.assert_array_equal(seen[0], rgb)
+
+
 def test_stale_frame_waits_for_a_fresh_one_and_bad_encoding_gives_no_chunk(graph):
     node, chunks, img_pub, req_pub = _setup(graph, FakePolicy())
     node._instruction = "open the drawer"
