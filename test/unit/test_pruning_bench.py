@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from spvla_testing import shared_path
 from transformers import Dinov2Config, Dinov2Model
 
 from spvla_ros.bench.cli import main
