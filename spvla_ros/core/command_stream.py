@@ -37,6 +37,7 @@ import numpy as np
 from spvla_ros.core.action_mapping import ActionMappingConfig, action_to_twist
 from spvla_ros.core.scheduler import ActionScheduler, Decision, Reason
 from spvla_ros.core.scheduler_config import ACTION_DIM, SchedulerConfig
+from spvla_ros.core.validation import require_finite
 
 NS_PER_S = 1_000_000_000
 MIN_COMMAND_RATE_HZ = 100.0
@@ -79,9 +80,7 @@ class StreamConfig:
             "max_angular_speed_radps",
             "request_timeout_s",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            require_finite(name, getattr(self, name))
         if self.action_rate_hz <= 0:
             raise ValueError(f"action_rate_hz must be > 0, got {self.action_rate_hz}")
         if self.command_rate_hz < MIN_COMMAND_RATE_HZ:

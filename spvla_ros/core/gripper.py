@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from spvla_ros.core.validation import require_finite_fields
+
 
 class GripperState(str, Enum):
     OPEN = "open"
@@ -49,11 +51,11 @@ class GripperConfig:
     action_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("threshold", "band", "min_dwell_s", "open_width_m", "grasp_width_m", "speed_mps", "force_n",
-                     "epsilon_inner_m", "epsilon_outer_m", "action_timeout_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        require_finite_fields(
+            self,
+            ("threshold", "band", "min_dwell_s", "open_width_m", "grasp_width_m", "speed_mps", "force_n",
+             "epsilon_inner_m", "epsilon_outer_m", "action_timeout_s"),
+        )
         if self.band < 0 or self.min_dwell_s < 0 or self.grasp_width_m < 0:
             raise ValueError("band, min_dwell_s and grasp_width_m must be >= 0")
         if not 0 < self.open_width_m <= 0.08:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES
+from spvla_ros.core.validation import require_finite, require_int_at_least
 
 INTUITIVE_TESTS = ("per_axis", "norm")
 FIT_HISTORIES = ("executed", "model")
@@ -82,50 +83,48 @@ class SchedulerConfig:
     max_open_loop_steps: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.buffer_size, bool) or not isinstance(self.buffer_size, int) or self.buffer_size < 2:
-            raise ValueError(f"buffer_size must be an int >= 2, got {self.buffer_size!r}")
-        _check_finite("tau", self.tau)
+        require_int_at_least("buffer_size", self.buffer_size, 2)
+        require_finite("tau", self.tau)
         if not 0.0 <= self.tau <= 1.0:
             raise ValueError(f"tau must be in [0, 1], got {self.tau}")
-        _check_finite("speed_range", self.speed_range)
+        require_finite("speed_range", self.speed_range)
         if self.speed_range <= 0:
             raise ValueError(f"speed_range must be > 0, got {self.speed_range}")
         for name in ("v_min_fraction", "v_max_fraction"):
             value = getattr(self, name)
-            _check_finite(name, value)
+            require_finite(name, value)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         v_min = self.v_min_fraction * self.speed_range if self.v_min is None else self.v_min
         v_max = self.v_max_fraction * self.speed_range if self.v_max is None else self.v_max
-        _check_finite("v_min", v_min)
-        _check_finite("v_max", v_max)
+        require_finite("v_min", v_min)
+        require_finite("v_max", v_max)
         if v_min < 0:
             raise ValueError(f"v_min must be >= 0, got {v_min}")
         if v_min > v_max:
             raise ValueError(f"v_min ({v_min}) must not exceed v_max ({v_max})")
-        _check_finite("ridge_lambda", self.ridge_lambda)
+        require_finite("ridge_lambda", self.ridge_lambda)
         if self.ridge_lambda < 0:
             raise ValueError(f"ridge_lambda must be >= 0, got {self.ridge_lambda}")
         if self.extrapolator not in EXTRAPOLATOR_NAMES:
             raise ValueError(f"extrapolator must be one of {EXTRAPOLATOR_NAMES}, got {self.extrapolator!r}")
         clip = self.speed_range if self.clip_bound is None else self.clip_bound
-        _check_finite("clip_bound", clip)
+        require_finite("clip_bound", clip)
         if clip <= 0:
             raise ValueError(f"clip_bound must be > 0, got {clip}")
         m = self.max_consecutive_extrapolations
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"max_consecutive_extrapolations must be an int >= 1, got {m!r}")
+        require_int_at_least("max_consecutive_extrapolations", m, 1)
         if self.intuitive_test not in INTUITIVE_TESTS:
             raise ValueError(f"intuitive_test must be one of {INTUITIVE_TESTS}, got {self.intuitive_test!r}")
         if self.fit_history not in FIT_HISTORIES:
             raise ValueError(f"fit_history must be one of {FIT_HISTORIES}, got {self.fit_history!r}")
         steps = m
         if self.action_rate_hz is not None:
-            _check_finite("action_rate_hz", self.action_rate_hz)
+            require_finite("action_rate_hz", self.action_rate_hz)
             if self.action_rate_hz <= 0:
                 raise ValueError(f"action_rate_hz must be > 0, got {self.action_rate_hz}")
         if self.max_open_loop_s is not None:
-            _check_finite("max_open_loop_s", self.max_open_loop_s)
+            require_finite("max_open_loop_s", self.max_open_loop_s)
             if self.max_open_loop_s <= 0:
                 raise ValueError(f"max_open_loop_s must be > 0, got {self.max_open_loop_s}")
             if self.action_rate_hz is None:
@@ -139,11 +138,6 @@ class SchedulerConfig:
     def with_changes(self, **changes: object) -> SchedulerConfig:
         """A validated copy with some fields changed (raises ValueError and leaves ``self`` as it is)."""
         return replace(self, **changes)
-
-
-def _check_finite(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
 def speed_range_from_actions(actions: np.ndarray, percentile: float = 95.0) -> float:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from spvla_ros.core.validation import require_finite_fields, require_int_at_least
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "config" / "policy.yaml"
 """``config/policy.yaml`` of a source checkout."""
 INTERPOLATIONS = ("area", "linear", "cubic")
@@ -38,16 +40,11 @@ class PolicyConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("cfg_scale", "gripper_threshold", "ensemble_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        require_finite_fields(self, ("cfg_scale", "gripper_threshold", "ensemble_alpha"))
         if self.cfg_scale < 1.0:
             raise ValueError(f"cfg_scale must be >= 1, got {self.cfg_scale}")
         for name in ("ddim_steps", "diffusion_steps", "ensemble_horizon"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            require_int_at_least(name, getattr(self, name), 1)
         if self.ddim_steps > self.diffusion_steps:
             raise ValueError(f"ddim_steps ({self.ddim_steps}) exceeds diffusion_steps ({self.diffusion_steps})")
         if self.resize_interpolation not in INTERPOLATIONS:

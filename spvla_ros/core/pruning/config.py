@@ -11,8 +11,9 @@ patches: they are never candidates for pruning and the caller always keeps them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+
+from spvla_ros.core.validation import require_finite, require_int_at_least
 
 SEMANTIC_MODES = ("threshold", "mass")
 """``threshold``: keep patches whose normalized AccuAttn exceeds ``t_ks``; ``mass``: keep the top patches
@@ -61,7 +62,7 @@ class PruningConfig:
 
     def __post_init__(self) -> None:
         for name in ("v_pmin", "v_pmax", "min_keep_ratio", "canny_low", "canny_high", "t_ks", "semantic_mass"):
-            _check_finite(name, getattr(self, name))
+            require_finite(name, getattr(self, name))
         if self.v_pmin < 0:
             raise ValueError(f"v_pmin must be >= 0, got {self.v_pmin}")
         if self.v_pmax <= self.v_pmin:
@@ -72,8 +73,8 @@ class PruningConfig:
             raise ValueError(f"canny_low must be >= 0, got {self.canny_low}")
         if self.canny_high < self.canny_low:
             raise ValueError(f"canny_high ({self.canny_high}) must be >= canny_low ({self.canny_low})")
-        _check_positive_int("min_edge_pixels", self.min_edge_pixels)
-        _check_positive_int("patch_size", self.patch_size)
+        require_int_at_least("min_edge_pixels", self.min_edge_pixels, 1)
+        require_int_at_least("patch_size", self.patch_size, 1)
         if self.min_edge_pixels > self.patch_size**2:
             raise ValueError(
                 f"min_edge_pixels ({self.min_edge_pixels}) exceeds the pixels of one patch ({self.patch_size**2})"
@@ -90,13 +91,3 @@ class PruningConfig:
     def with_changes(self, **changes: object) -> PruningConfig:
         """A validated copy with some fields changed (raises ValueError and leaves ``self`` as it is)."""
         return replace(self, **changes)
-
-
-def _check_finite(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
