@@ -119,7 +119,15 @@ def run(args: argparse.Namespace) -> int:
         f"(tuned on {len(config.tune_tasks)} other tasks x {config.tune_episodes}); "
         f"speed_range {payload['speed_range']:.3f} action units/step; {payload['wall_s']:.0f} s"
     )
-    print(f"tuned SP-VLA overrides: {payload['tuning']['best']} (qualified: {payload['tuning']['best_qualified']})")
+    print(f"tuned SP-VLA overrides on mode {config.tuning.base_mode!r}: {payload['tuning']['best']} "
+          f"(qualified: {payload['tuning']['best_qualified']})")
+    selection = payload["mode_selection"]
+    print(f"\nmode selection on the tuning split ({selection['rule']}):")
+    print(format_methods_table(selection["tuning_split"]))
+    print(f"winner: {selection['winner']} (qualified: {selection['winner_qualified']}); default mode "
+          f"{selection['default_mode']!r} is the winner: {selection['default_is_winner']}, "
+          f"equals the tuned settings: {selection['default_equals_tuned']}")
+    print("\nevaluation split:")
     print(format_methods_table(payload["methods"]))
     if args.json:
         write_json(args.json, payload)

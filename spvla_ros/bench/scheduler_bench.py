@@ -28,9 +28,14 @@ from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
 from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES, make_extrapolator
 from spvla_ros.core.scheduler import ActionScheduler
 from spvla_ros.core.scheduler_config import TRANSLATION, SchedulerConfig, speed_range_from_actions
+from spvla_ros.core.scheduler_modes import load_scheduler_modes
 
 HELP = "replay recorded actions through the scheduler (oracle model) and report speedup and error"
 SPEED_PERCENTILE = 95.0
+STATELESS_BASELINES = tuple(n for n in EXTRAPOLATOR_NAMES if n != "best_of")
+"""Compared on the very same buffers; ``best_of`` learns online, so it is measured only when configured."""
+FIXED_SKIP_KS = (2, 3)
+BOOTSTRAP_RESAMPLES = 2000
 SWEEP_TAU = (0.0, 1 / 6, 1 / 3, 0.5, 2 / 3)
 SWEEP_V_MIN_FRACTION = (0.0, 0.05, 0.1, 0.25)
 SWEEP_V_MAX_FRACTION = (0.75, 1.0, 2.0)
@@ -45,7 +50,9 @@ class ReplayResult:
     extrapolated_steps: int
     model_call_fraction: float
     speedup: float
-    rmse_xyz: dict[str, float]  # extrapolator name -> RMSE on the extrapolated steps
+    rmse_xyz: dict[str, float]  # extrapolator name -> RMSE on the extrapolated steps (configured + baselines)
+    sq_error_by_episode: dict[str, np.ndarray]  # name -> (episodes,) sum of ||error||^2 over extrapolated steps
+    extrapolated_by_episode: np.ndarray  # (episodes,) extrapolated steps per episode
 
 
 def replay(episodes: list[np.ndarray], config: SchedulerConfig) -> tuple[ReplayResult, np.ndarray]:
@@ -56,25 +63,29 @@ def replay(episodes: list[np.ndarray], config: SchedulerConfig) -> tuple[ReplayR
     """
     sched = ActionScheduler(config)
     baselines = {
-        name: make_extrapolator(name, config.buffer_size, config.ridge_lambda)
-        for name in EXTRAPOLATOR_NAMES
+        name: make_extrapolator(name, config.buffer_size, config.ridge_lambda, config.trend_damping)
+        for name in STATELESS_BASELINES
         if name != config.extrapolator
     }
-    errors: dict[str, list[np.ndarray]] = {name: [] for name in EXTRAPOLATOR_NAMES}
+    measured = (config.extrapolator, *baselines)
+    # errors[name][episode] = list of (3,) errors on that episode's extrapolated steps
+    errors: dict[str, list[list[np.ndarray]]] = {name: [] for name in measured}
     overhead_ns = []
     steps = model_calls = 0
     for episode in episodes:
         sched.reset()
+        for name in measured:
+            errors[name].append([])
         for recorded in episode:
             t0 = time.perf_counter_ns()
             decision = sched.decide()
             action = sched.extrapolate() if decision.extrapolate else None
             t1 = time.perf_counter_ns()
             if action is not None:  # baselines on the very same buffer, outside the timed section
-                errors[config.extrapolator].append(action[TRANSLATION] - recorded[TRANSLATION])
+                errors[config.extrapolator][-1].append(action[TRANSLATION] - recorded[TRANSLATION])
                 for name, extrapolator in baselines.items():
                     pred = sched.extrapolate(extrapolator)
-                    errors[name].append(pred[TRANSLATION] - recorded[TRANSLATION])
+                    errors[name][-1].append(pred[TRANSLATION] - recorded[TRANSLATION])
             t2 = time.perf_counter_ns()
             if action is None:
                 sched.commit(recorded, from_model=True)
@@ -84,9 +95,14 @@ def replay(episodes: list[np.ndarray], config: SchedulerConfig) -> tuple[ReplayR
             overhead_ns.append((t1 - t0) + (time.perf_counter_ns() - t2))
             steps += 1
     extrapolated = steps - model_calls
+    sq_by_episode = {
+        name: np.array([float(np.sum(np.square(e))) if e else 0.0 for e in per_episode])
+        for name, per_episode in errors.items()
+    }
+    counts = np.array([len(e) for e in errors[config.extrapolator]], dtype=int)
     rmse = {
-        name: float(np.sqrt(np.mean(np.sum(np.square(errs), axis=1)))) if errs else float("nan")
-        for name, errs in errors.items()
+        name: float(np.sqrt(sq.sum() / counts.sum())) if counts.sum() else float("nan")
+        for name, sq in sq_by_episode.items()
     }
     result = ReplayResult(
         steps=steps,
@@ -95,8 +111,73 @@ def replay(episodes: list[np.ndarray], config: SchedulerConfig) -> tuple[ReplayR
         model_call_fraction=model_calls / steps if steps else float("nan"),
         speedup=steps / model_calls if model_calls else float("inf"),
         rmse_xyz=rmse,
+        sq_error_by_episode=sq_by_episode,
+        extrapolated_by_episode=counts,
     )
     return result, np.asarray(overhead_ns, dtype=np.float64) / 1e3
+
+
+def replay_fixed_skip(episodes: list[np.ndarray], k: int) -> dict[str, object]:
+    """Fixed skipping on recorded actions: the model (oracle) at steps 0, k, 2k, ... of every episode, its
+    action repeated in between. Returns the figures of a ``modes`` row (its cheap path *is* repeat-last)."""
+    sq = np.zeros(len(episodes))
+    counts = np.zeros(len(episodes), dtype=int)
+    steps = calls = 0
+    for i, episode in enumerate(episodes):
+        xyz = np.asarray(episode, dtype=np.float64)[:, TRANSLATION]
+        held = xyz[(np.arange(len(xyz)) // k) * k]
+        cheap = np.arange(len(xyz)) % k != 0
+        sq[i] = float(np.sum(np.square(held[cheap] - xyz[cheap])))
+        counts[i] = int(cheap.sum())
+        steps += len(xyz)
+        calls += len(xyz) - int(cheap.sum())
+    return _mode_row("fixed_skip", steps, calls, "repeat_last", sq, sq, counts)
+
+
+def _mode_row(kind: str, steps: int, calls: int, extrapolator: str, sq: np.ndarray, sq_repeat: np.ndarray,
+              counts: np.ndarray) -> dict[str, object]:
+    """One row of the ``modes`` table: speedup, RMSE of the cheap path and of repeat-last on the same steps,
+    their ratio with a 95% bootstrap interval over episodes (``BOOTSTRAP_RESAMPLES``, fixed seed)."""
+    n = int(counts.sum())
+    rmse = float(np.sqrt(sq.sum() / n)) if n else float("nan")
+    rmse_rep = float(np.sqrt(sq_repeat.sum() / n)) if n else float("nan")
+    ratio = rmse / rmse_rep if n and rmse_rep > 0 else float("nan")
+    ci = [float("nan"), float("nan")]
+    if n and rmse_rep > 0:
+        rng = np.random.default_rng(0)
+        idx = rng.integers(0, len(sq), size=(BOOTSTRAP_RESAMPLES, len(sq)))
+        num, den = sq[idx].sum(axis=1), sq_repeat[idx].sum(axis=1)
+        ok = den > 0
+        ratios = np.sqrt(num[ok] / den[ok])
+        ci = [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
+    return {
+        "kind": kind,
+        "extrapolator": extrapolator,
+        "model_call_fraction": calls / steps,
+        "speedup": steps / calls,
+        "extrapolated_steps": n,
+        "extrap_rmse_xyz": rmse,
+        "repeat_last_rmse_xyz": rmse_rep,
+        "rmse_ratio_vs_repeat_last": ratio,
+        "rmse_ratio_ci95": ci,
+    }
+
+
+def mode_rows(episodes: list[np.ndarray], speed_range: float) -> dict[str, dict[str, object]]:
+    """Every scheduling mode of ``config/scheduler_modes.yaml`` and fixed skip k=2, 3, side by side."""
+    modes = load_scheduler_modes()
+    rows: dict[str, dict[str, object]] = {}
+    for k in FIXED_SKIP_KS:
+        rows[f"fixed_skip_k{k}"] = replay_fixed_skip(episodes, k)
+    for name in modes.names:
+        cfg = modes.config(name, speed_range=speed_range)
+        r, _ = replay(episodes, cfg)
+        rows[name] = _mode_row(
+            "mode", r.steps, r.model_calls, cfg.extrapolator, r.sq_error_by_episode[cfg.extrapolator],
+            r.sq_error_by_episode["repeat_last"], r.extrapolated_by_episode,
+        )
+        rows[name]["default"] = name == modes.default
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         "overhead_us_p50": float(np.percentile(overhead, 50)),
         "overhead_us_p99": float(np.percentile(overhead, 99)),
         "sweep": sweep,
+        "modes": mode_rows(episodes, speed_range),
         "machine": machine_info(),
     }
     _print_report(payload, base)
@@ -198,6 +280,18 @@ def _print_report(p: dict, config: SchedulerConfig) -> None:
         print(f"at the default schedule ridge {verdict} repeat-last (repeat-last RMSE / ridge RMSE = {ratio:.3f})")
     else:
         print("at the default schedule no step was extrapolated, so ridge and repeat-last cannot be compared")
+    print("\nscheduling modes and fixed skipping on the same episodes (ratio < 1: the cheap path beats repeat-last"
+          " on its own steps; 95% bootstrap interval over episodes):")
+    print(
+        format_table(
+            ["mode", "extrapolator", "speedup", "extrapolated", "extrap_rmse", "repeat_last_rmse", "ratio",
+             "ratio_ci95"],
+            [[name + (" (default)" if r.get("default") else ""), r["extrapolator"], r["speedup"],
+              r["extrapolated_steps"], r["extrap_rmse_xyz"], r["repeat_last_rmse_xyz"],
+              r["rmse_ratio_vs_repeat_last"], "[{:.3f}, {:.3f}]".format(*r["rmse_ratio_ci95"])]
+             for name, r in p["modes"].items()],
+        )
+    )
     print("\nsweep (tau x v_min x v_max), sorted by speedup:")
     rows = sorted(p["sweep"], key=lambda r: -r["speedup"])
     print(

@@ -95,15 +95,88 @@ class LinearExtrapolator:
         return history[-1] + slope * (float(t_next) - float(times[-1]))
 
 
-EXTRAPOLATOR_NAMES = ("ridge", "repeat_last", "linear")
+class DampedLinearExtrapolator:
+    """The last action plus a damped trend: ``a[-1] + phi * (a[-1] - a[-2])`` per step ahead.
+
+    ``phi = 0`` is repeat-last, ``phi = 1`` is :class:`LinearExtrapolator`. In between it keeps part of the
+    latest change, which suits noisy teleoperated data where the full slope over-shoots and the hold lags.
+    """
+
+    name = "damped_linear"
+
+    def __init__(self, trend_damping: float) -> None:
+        if not np.isfinite(trend_damping) or not 0.0 <= trend_damping <= 1.0:
+            raise ValueError(f"trend_damping must be in [0, 1], got {trend_damping}")
+        self.trend_damping = float(trend_damping)
+
+    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+        if times is None:
+            return history[-1] + self.trend_damping * (history[-1] - history[-2])
+        dt = float(times[-1]) - float(times[-2])
+        ahead = float(t_next) - float(times[-1])
+        return history[-1] + self.trend_damping * (history[-1] - history[-2]) * (ahead / dt)
 
 
-def make_extrapolator(name: str, n: int, ridge_lambda: float) -> Extrapolator:
-    """Build an extrapolator by name (one of :data:`EXTRAPOLATOR_NAMES`) for a buffer of ``n`` actions."""
+class BestOfExtrapolator:
+    """Predicts with whichever candidate has made the smallest recent error on this robot's own actions.
+
+    The scheduler feeds back every model output through :meth:`observe` (the same history the cheap path
+    would have used for that step); each candidate's squared error is averaged with exponential forgetting
+    ``decay`` per observation, and the one with the lowest average predicts. Ties keep the first candidate,
+    so before any feedback it behaves as ``candidates[0]``. Smooth motion (scripted or planned) favours a
+    trend; noisy teleoperation favours holding the last action: this picks per deployment, online.
+    """
+
+    name = "best_of"
+
+    def __init__(self, candidates: tuple[Extrapolator, ...], decay: float = 0.8) -> None:
+        if not candidates:
+            raise ValueError("best_of needs at least one candidate")
+        if not np.isfinite(decay) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        self.candidates = candidates
+        self.decay = float(decay)
+        self.mean_sq_error = np.zeros(len(candidates))
+        self.observations = 0
+
+    def reset(self) -> None:
+        self.mean_sq_error[:] = 0.0
+        self.observations = 0
+
+    @property
+    def chosen(self) -> int:
+        return int(np.argmin(self.mean_sq_error))
+
+    def observe(
+        self, history: np.ndarray, actual: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None
+    ) -> None:
+        """Score every candidate on one step whose true action is now known (``actual`` (3,))."""
+        errors = np.array(
+            [float(np.sum(np.square(np.asarray(c(history, times, t_next)) - actual))) for c in self.candidates]
+        )
+        self.mean_sq_error = self.decay * self.mean_sq_error + (1.0 - self.decay) * errors
+        self.observations += 1
+
+    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+        return self.candidates[self.chosen](history, times, t_next)
+
+
+EXTRAPOLATOR_NAMES = ("ridge", "repeat_last", "linear", "damped_linear", "best_of")
+
+
+def make_extrapolator(name: str, n: int, ridge_lambda: float, trend_damping: float = 0.5) -> Extrapolator:
+    """Build an extrapolator by name (one of :data:`EXTRAPOLATOR_NAMES`) for a buffer of ``n`` actions.
+
+    ``ridge_lambda`` is used by ``ridge`` only, ``trend_damping`` by ``damped_linear`` only.
+    """
     if name == "ridge":
         return RidgeExtrapolator(n, ridge_lambda)
     if name == "repeat_last":
         return RepeatLastExtrapolator()
     if name == "linear":
         return LinearExtrapolator()
+    if name == "damped_linear":
+        return DampedLinearExtrapolator(trend_damping)
+    if name == "best_of":
+        return BestOfExtrapolator((RepeatLastExtrapolator(), LinearExtrapolator()))
     raise ValueError(f"unknown extrapolator {name!r}; choose one of {EXTRAPOLATOR_NAMES}")

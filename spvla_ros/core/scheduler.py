@@ -18,6 +18,7 @@ alike; ``fit_history: model`` keeps only model outputs with their step indices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +34,7 @@ class Reason(str, Enum):
 
     BUFFER_NOT_FULL = "buffer_not_full"
     MAX_CONSECUTIVE = "max_consecutive"
+    SURPRISE = "surprise"
     SPEED_OUT_OF_BAND = "speed_out_of_band"
     FEW_INTUITIVE = "few_intuitive"
     EXTRAPOLATE = "extrapolate"
@@ -87,7 +89,9 @@ class ActionScheduler:
             self.reset()
 
     def _apply(self, config: SchedulerConfig) -> None:
-        self._extrapolator = make_extrapolator(config.extrapolator, config.buffer_size, config.ridge_lambda)
+        self._extrapolator = make_extrapolator(
+            config.extrapolator, config.buffer_size, config.ridge_lambda, config.trend_damping
+        )
         self._v_min = config.v_min_resolved
         self._v_max = config.v_max_resolved
         self._clip = config.clip_bound_resolved
@@ -102,6 +106,9 @@ class ActionScheduler:
         self._last: np.ndarray | None = None  # last executed action (carried rotation/gripper, speed band)
         self._t = 0  # index of the next step
         self._consecutive = 0
+        self._surprise: float | None = None  # ||a_xyz - cheap prediction|| at the last model call
+        if hasattr(self._extrapolator, "reset"):
+            self._extrapolator.reset()
 
     @property
     def buffer(self) -> np.ndarray:
@@ -115,6 +122,14 @@ class ActionScheduler:
     @property
     def consecutive_extrapolations(self) -> int:
         return self._consecutive
+
+    @property
+    def last_surprise(self) -> float:
+        """``||a_xyz - p_xyz||`` at the last model call, action units per step (NaN until measured).
+
+        ``p`` is what the cheap path would have executed at that step, from the history held then.
+        """
+        return math.nan if self._surprise is None else self._surprise
 
     # ------------------------------------------------------------------ decision (paper Eq. 1)
     def decide(self) -> Decision:
@@ -131,6 +146,9 @@ class ActionScheduler:
         speed = self._last_speed()
         if self._consecutive >= self._config.max_open_loop_steps:
             return Decision(False, Reason.MAX_CONSECUTIVE, speed, ratio)
+        max_surprise = self._config.max_surprise
+        if max_surprise is not None and (self._surprise is None or self._surprise > max_surprise):
+            return Decision(False, Reason.SURPRISE, speed, ratio)
         if not self._v_min <= speed <= self._v_max:
             return Decision(False, Reason.SPEED_OUT_OF_BAND, speed, ratio)
         if not ratio > self._config.tau:
@@ -184,6 +202,8 @@ class ActionScheduler:
             raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
         if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or Inf: {action}")
+        if from_model:
+            self._learn_from_model(action)
         if from_model or self._config.fit_history == "executed":
             self._fit[:-1] = self._fit[1:]
             self._fit_t[:-1] = self._fit_t[1:]
@@ -193,6 +213,23 @@ class ActionScheduler:
         self._last = action
         self._t += 1
         self._consecutive = 0 if from_model else self._consecutive + 1
+
+    def _learn_from_model(self, action: np.ndarray) -> None:
+        """At a model call: measure the surprise (how far the cheap path's action for this step is from the
+        model's) and score an adaptive extrapolator on this step. Nothing to learn before a full history."""
+        if self._fit_count < self._config.buffer_size or self._last is None:
+            return
+        if self._config.max_surprise is not None:
+            predicted = self.extrapolate()
+            diff = predicted[TRANSLATION] - action[TRANSLATION] if predicted is not None else None
+            self._surprise = None if diff is None else float(np.sqrt(diff @ diff))
+        observe = getattr(self._extrapolator, "observe", None)
+        if observe is not None:
+            xyz = self._fit[:, TRANSLATION]
+            if self._config.fit_history == "executed":
+                observe(xyz, action[TRANSLATION])
+            else:
+                observe(xyz, action[TRANSLATION], self._fit_t, float(self._t))
 
     def step(self, call_model: Callable[[], np.ndarray]) -> StepResult:
         """One scheduled step: decide, extrapolate or call the model, commit, and return what was executed."""

@@ -40,7 +40,10 @@ class SchedulerConfig:
         v_min_fraction: default v_min as a fraction of speed_range (paper: 1/4).
         v_max_fraction: default v_max as a fraction of speed_range (paper: 3/4).
         ridge_lambda: L2 penalty of the ridge regression (>= 0). Not given in the paper; 0.1 is ours.
-        extrapolator: cheap-path predictor, one of ``ridge`` (paper), ``repeat_last``, ``linear``.
+        extrapolator: cheap-path predictor, one of ``ridge`` (paper), ``repeat_last``, ``linear``,
+            ``damped_linear``.
+        trend_damping: share of the last change kept by ``damped_linear``, in [0, 1] (0 = repeat-last,
+            1 = linear).
         clip_bound: per-axis bound on an extrapolated translational action, action units per step;
             ``None`` means ``speed_range``.
         cap_step_change: cap each axis' change from the last action at the largest change in the buffer.
@@ -54,6 +57,11 @@ class SchedulerConfig:
         max_open_loop_s: bound on the time without a model call [s]; ``None`` for no bound beyond
             ``max_consecutive_extrapolations``. Needs ``action_rate_hz``.
         action_rate_hz: action steps per second, used only to turn ``max_open_loop_s`` into steps.
+        max_surprise_fraction: surprise gate, as a fraction of ``speed_range``; ``None`` turns it off. At
+            every model call the scheduler measures its *surprise*: ``||a_xyz - p_xyz||``, where ``p`` is what
+            the cheap path would have executed at that step. The cheap path is allowed only while the last
+            surprise is at most this fraction of ``speed_range`` (and known: before the first measurement
+            the model is called).
     """
 
     # --- paper Eq. 1 ---
@@ -67,6 +75,7 @@ class SchedulerConfig:
     # --- paper Eq. 2-4 ---
     ridge_lambda: float = 0.1
     extrapolator: str = "ridge"
+    trend_damping: float = 0.5
     # --- guards (from the method's public code) ---
     clip_bound: float | None = None
     cap_step_change: bool = True
@@ -76,11 +85,13 @@ class SchedulerConfig:
     fit_history: str = "executed"
     max_open_loop_s: float | None = None
     action_rate_hz: float | None = None
+    max_surprise_fraction: float | None = None
     # resolved values (filled in __post_init__)
     v_min_resolved: float = field(init=False, repr=False)
     v_max_resolved: float = field(init=False, repr=False)
     clip_bound_resolved: float = field(init=False, repr=False)
     max_open_loop_steps: int = field(init=False, repr=False)
+    max_surprise: float | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         require_int_at_least("buffer_size", self.buffer_size, 2)
@@ -108,6 +119,13 @@ class SchedulerConfig:
             raise ValueError(f"ridge_lambda must be >= 0, got {self.ridge_lambda}")
         if self.extrapolator not in EXTRAPOLATOR_NAMES:
             raise ValueError(f"extrapolator must be one of {EXTRAPOLATOR_NAMES}, got {self.extrapolator!r}")
+        require_finite("trend_damping", self.trend_damping)
+        if not 0.0 <= self.trend_damping <= 1.0:
+            raise ValueError(f"trend_damping must be in [0, 1], got {self.trend_damping}")
+        if self.max_surprise_fraction is not None:
+            require_finite("max_surprise_fraction", self.max_surprise_fraction)
+            if self.max_surprise_fraction < 0:
+                raise ValueError(f"max_surprise_fraction must be >= 0, got {self.max_surprise_fraction}")
         clip = self.speed_range if self.clip_bound is None else self.clip_bound
         require_finite("clip_bound", clip)
         if clip <= 0:
@@ -131,6 +149,8 @@ class SchedulerConfig:
                 raise ValueError("max_open_loop_s needs action_rate_hz to convert seconds to steps")
             steps = min(m, int(math.floor(self.max_open_loop_s * self.action_rate_hz + 1e-9)))
         object.__setattr__(self, "max_open_loop_steps", steps)
+        surprise = None if self.max_surprise_fraction is None else self.max_surprise_fraction * self.speed_range
+        object.__setattr__(self, "max_surprise", surprise)
         object.__setattr__(self, "v_min_resolved", float(v_min))
         object.__setattr__(self, "v_max_resolved", float(v_max))
         object.__setattr__(self, "clip_bound_resolved", float(clip))

@@ -9,7 +9,8 @@ Kinds:
     ``every_step``  call the model at every step (the reference).
     ``fixed_skip``  call at steps 0, k, 2k, ... and repeat the last action in between.
     ``sp_vla``      :class:`spvla_ros.core.scheduler.ActionScheduler` with a :class:`SchedulerConfig`
-                    built from ``speed_range`` plus the spec's overrides.
+                    built from a named mode (``config/scheduler_modes.yaml``; default ``paper``) at the
+                    run's ``speed_range``, plus the spec's overrides.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from spvla_ros.core.scheduler import ActionScheduler
 from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 
 ModelCall = Callable[[], np.ndarray]
 
@@ -91,14 +93,16 @@ class MethodSpec:
         name: label in tables and JSON (unique within a run).
         kind: one of :data:`METHOD_KINDS`.
         k: model-call period in steps for ``fixed_skip`` (>= 1); ignored otherwise.
-        scheduler: :class:`SchedulerConfig` field overrides for ``sp_vla``, applied on top of the base
-            config (``config/scheduler.yaml`` with the data-derived ``speed_range``).
+        scheduler: :class:`SchedulerConfig` field overrides for ``sp_vla``, applied on top of the mode.
+        mode: scheduling mode of ``sp_vla`` (a name in ``config/scheduler_modes.yaml``), at the run's
+            ``speed_range``; ``None`` means ``paper`` (``config/scheduler.yaml``).
     """
 
     name: str
     kind: str
     k: int = 1
     scheduler: Mapping[str, object] = field(default_factory=dict)
+    mode: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -108,27 +112,38 @@ class MethodSpec:
         if self.kind == "fixed_skip" and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1):
             raise ValueError(f"method {self.name!r}: k must be an int >= 1, got {self.k!r}")
         if self.kind == "sp_vla":
-            self.scheduler_config(SchedulerConfig())  # validate the overrides now
+            self.scheduler_config(SchedulerConfig())  # validate the mode and the overrides now
 
-    def scheduler_config(self, base: SchedulerConfig) -> SchedulerConfig:
-        """``base`` with this method's overrides (ValueError on an unknown field or an invalid value)."""
+    def scheduler_config(self, base: SchedulerConfig, modes: SchedulerModes | None = None) -> SchedulerConfig:
+        """``base`` (the paper's rule at the run's speed range) with the mode's, then this method's overrides.
+
+        ValueError on an unknown mode or field, or an invalid value.
+        """
+        overrides = dict(self.scheduler)
+        if self.mode is not None:
+            modes = modes or load_scheduler_modes()
+            try:
+                overrides = {**modes.overrides(self.mode), **overrides}
+            except ValueError as exc:
+                raise ValueError(f"method {self.name!r}: {exc}") from exc
         try:
-            return base.with_changes(**dict(self.scheduler))
+            return base.with_changes(**overrides)
         except TypeError as exc:  # unknown field name
-            raise ValueError(f"method {self.name!r}: bad scheduler overrides {dict(self.scheduler)}: {exc}") from exc
+            raise ValueError(f"method {self.name!r}: bad scheduler overrides {overrides}: {exc}") from exc
 
-    def build(self, base: SchedulerConfig) -> ScheduleMethod:
-        """A fresh method instance; ``base`` (with the data-derived speed range) is used by ``sp_vla`` only."""
+    def build(self, base: SchedulerConfig, modes: SchedulerModes | None = None) -> ScheduleMethod:
+        """A fresh method instance; ``base`` (the paper's config at the data-derived speed range) and
+        ``modes`` are used by ``sp_vla`` only."""
         if self.kind == "every_step":
             return EveryStep()
         if self.kind == "fixed_skip":
             return FixedSkip(self.k)
-        return SchedulerMethod(self.scheduler_config(base))
+        return SchedulerMethod(self.scheduler_config(base, modes))
 
 
 def method_from_dict(data: Mapping[str, object]) -> MethodSpec:
-    """A :class:`MethodSpec` from a YAML mapping ``{name, kind, k?, scheduler?}``; unknown keys are errors."""
-    allowed = {"name", "kind", "k", "scheduler"}
+    """A :class:`MethodSpec` from a YAML mapping ``{name, kind, k?, scheduler?, mode?}``; unknown keys are errors."""
+    allowed = {"name", "kind", "k", "scheduler", "mode"}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"unknown method keys {sorted(unknown)} in {dict(data)}; allowed: {sorted(allowed)}")
@@ -137,4 +152,5 @@ def method_from_dict(data: Mapping[str, object]) -> MethodSpec:
         kind=data.get("kind", ""),  # type: ignore[arg-type]
         k=data.get("k", 1),  # type: ignore[arg-type]
         scheduler=dict(data.get("scheduler") or {}),  # type: ignore[arg-type]
+        mode=data.get("mode"),  # type: ignore[arg-type]
     )

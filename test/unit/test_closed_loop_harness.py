@@ -76,7 +76,7 @@ def test_unknown_task_is_a_clear_error() -> None:
         check_tasks(["reach-v9"])
 
 
-def test_bench_writes_all_four_methods(tmp_path: Path) -> None:
+def test_bench_writes_every_method_and_mode_and_selects_a_winner(tmp_path: Path) -> None:
     cfg = tmp_path / "cl.yaml"
     cfg.write_text(
         "eval_tasks: [reach-v3]\ntune_tasks: [door-unlock-v3]\nepisodes: 1\ntune_episodes: 1\n"
@@ -85,14 +85,16 @@ def test_bench_writes_all_four_methods(tmp_path: Path) -> None:
         "  - {name: every_step, kind: every_step}\n"
         "  - {name: fixed_skip_k2, kind: fixed_skip, k: 2}\n"
         "  - {name: fixed_skip_k3, kind: fixed_skip, k: 3}\n"
-        "  - {name: sp_vla_paper, kind: sp_vla}\n"
-        "tuning: {grid: {max_consecutive_extrapolations: [1, 3]}}\n"
+        "modes: [paper, surprise]\n"
+        "tuning: {base_mode: surprise, grid: {max_consecutive_extrapolations: [1, 3]}}\n"
     )
     out = tmp_path / "out.json"
     plot = tmp_path / "out.png"
     assert bench_main(["closed-loop", "--config", str(cfg), "--json", str(out), "--plot", str(plot)]) == 0
     data = json.loads(out.read_text())
-    assert list(data["methods"]) == ["every_step", "fixed_skip_k2", "fixed_skip_k3", "sp_vla_paper", "sp_vla_tuned"]
+    assert list(data["methods"]) == [
+        "every_step", "fixed_skip_k2", "fixed_skip_k3", "sp_vla_paper", "sp_vla_surprise", "sp_vla_tuned"
+    ]
     for s in data["methods"].values():
         assert {"success_rate", "success_ci", "model_call_fraction", "speedup", "mean_episode_length"} <= set(s)
         assert 0 < s["model_call_fraction"] <= 1
@@ -100,4 +102,13 @@ def test_bench_writes_all_four_methods(tmp_path: Path) -> None:
     assert data["methods"]["every_step"]["speedup"] == 1.0
     assert data["speed_range"] > 0
     assert len(data["tuning"]["candidates"]) == 2
+    selection = data["mode_selection"]
+    assert list(selection["tuning_split"]) == ["sp_vla_paper", "sp_vla_surprise", "sp_vla_tuned"]
+    assert selection["winner"] in selection["tuning_split"]
+    winner = selection["tuning_split"][selection["winner"]]
+    if selection["winner_qualified"]:  # the fastest of those within tolerance of every-step success
+        floor = data["tuning"]["every_step_on_tuning_split"]["success_rate"] - 0.01
+        ok = [s["speedup"] for s in selection["tuning_split"].values() if s["success_rate"] >= floor]
+        assert winner["speedup"] == pytest.approx(max(ok))
+    assert selection["default_mode"] == "surprise"
     assert plot.stat().st_size > 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.core.scheduler_modes import load_scheduler_modes
 from spvla_ros.eval.closed_loop import DEFAULT_CONFIG, TuningConfig, load_closed_loop_config, select_best
 from spvla_ros.eval.metaworld_harness import HarnessConfig, env_to_scheduler_action, scheduler_to_env_action
 from spvla_ros.eval.methods import EveryStep, FixedSkip, MethodSpec, method_from_dict
@@ -108,8 +109,13 @@ def test_shipped_yaml_loads_with_disjoint_splits_and_all_methods() -> None:
         cfg = load_closed_loop_config(DEFAULT_CONFIG, quick=quick)
         assert not set(cfg.eval_tasks) & set(cfg.tune_tasks)
         kinds = {m.kind for m in cfg.methods}
-        assert kinds == {"every_step", "fixed_skip", "sp_vla"}
-        assert {m.k for m in cfg.methods if m.kind == "fixed_skip"} == {2, 3}
+        assert kinds == {"every_step", "fixed_skip"}
+        assert {m.k for m in cfg.methods if m.kind == "fixed_skip"} >= {2, 3}
+        # every mode is reported, the paper's rule included, and the tuning starts from the default mode
+        mode_names = [m.name for m in cfg.mode_specs()]
+        assert "sp_vla_paper" in mode_names
+        assert f"sp_vla_{load_scheduler_modes().default}" in mode_names
+        assert cfg.tuning.base_mode == load_scheduler_modes().default
         assert cfg.tuning.candidates()
     full = load_closed_loop_config(DEFAULT_CONFIG)
     assert len(full.eval_tasks) >= 10
