@@ -7,7 +7,11 @@ Thin wrapper over :class:`spvla_ros.core.command_stream.CommandStream` (the logi
   ``command_rate_hz``, ``InferenceRequest`` one step ahead of every model step, and ``SchedulerStatus``
   at every action step and whenever a chunk arrives;
 * every scheduler, stream and mapping setting is a parameter with a description and a range, live:
-  an invalid combination is rejected by the on-set callback with the reason, the old values stay.
+  an invalid combination is rejected by the on-set callback with the reason, the old values stay;
+* ``mode`` loads a named scheduling mode (``config/scheduler_modes.yaml``: ``paper``, ``surprise``, ...)
+  into the scheduler parameters at start and whenever it is set, scaled by ``speed_range``; changing any
+  scheduler parameter by hand afterwards turns ``mode`` into ``custom`` (``custom`` at start: the
+  parameter values of the params file are used as they are).
 
 Time: with ``use_sim_time`` the stream advances on every ``/clock`` message (exactly to its time, so a
 replay driven step by step is deterministic); otherwise a timer at ``command_rate_hz`` advances it to
@@ -23,7 +27,7 @@ import math
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -34,17 +38,28 @@ from std_msgs.msg import String
 from spvla_ros.core.action_mapping import ActionMappingConfig
 from spvla_ros.core.command_stream import NS_PER_S, Advance, CommandStream, StepReport, StreamConfig, make_chunk
 from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.bringup import share_dir
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 
 NODE_NAME = "spvla_scheduler"
 
 # Parameter ranges (rqt sliders; rclpy rejects values outside before the on-set callback runs).
 SCHEDULER_FIELDS = (
-    "buffer_size", "tau", "v_min", "v_max", "ridge_lambda", "extrapolator", "clip_bound", "cap_step_change",
-    "max_consecutive_extrapolations", "intuitive_test", "fit_history", "max_open_loop_s",
+    "speed_range", "buffer_size", "tau", "v_min", "v_max", "ridge_lambda", "extrapolator", "trend_damping",
+    "clip_bound", "cap_step_change", "max_consecutive_extrapolations", "intuitive_test", "fit_history",
+    "max_open_loop_s", "max_surprise_fraction",
 )
+MODE_PARAM = "mode"
+CUSTOM_MODE = "custom"
+"""``mode`` value that leaves the scheduler parameters as they are."""
+MODE_SCALED_FIELDS = {"v_min": "v_min_resolved", "v_max": "v_max_resolved", "clip_bound": "clip_bound_resolved"}
+"""Absolute node parameters a mode sets from its fractions of ``speed_range``."""
 SCHEDULER_RANGES = {
+    "speed_range": (1e-6, 10.0),
+    "trend_damping": (0.0, 1.0),
+    "max_surprise_fraction": (0.0, 10.0),
     "buffer_size": (2, 64),
     "tau": (0.0, 1.0),
     "v_min": (0.0, 10.0),
@@ -62,7 +77,7 @@ SCHEDULER_DEFAULTS = {
     "v_max": _SCHED_DEFAULT.v_max_resolved,
     "clip_bound": _SCHED_DEFAULT.clip_bound_resolved,
 }
-SCHEDULER_NONE_VALUES = {"max_open_loop_s": 0.0}
+SCHEDULER_NONE_VALUES = {"max_open_loop_s": 0.0, "max_surprise_fraction": 0.0}
 
 STREAM_FIELDS = (
     "action_rate_hz", "command_rate_hz", "blend_fraction", "max_linear_speed_mps", "max_angular_speed_radps",
@@ -85,6 +100,20 @@ def scheduler_specs():
         SchedulerConfig, SCHEDULER_FIELDS, SCHEDULER_RANGES, defaults=SCHEDULER_DEFAULTS,
         none_values=SCHEDULER_NONE_VALUES,
     )
+
+
+def mode_values(modes: SchedulerModes, mode: str, speed_range: float) -> dict[str, object]:
+    """Scheduler parameter values of ``mode`` at ``speed_range`` (the node's names; None as its stand-in)."""
+    cfg = modes.config(mode, speed_range=speed_range)
+    values = {}
+    for spec in scheduler_specs():
+        value = getattr(cfg, MODE_SCALED_FIELDS.get(spec.field, spec.field))
+        if value is None:
+            value = spec.none_value
+        if isinstance(spec.default, float):
+            value = float(value)
+        values[spec.name] = value
+    return values
 
 
 def stream_specs():
@@ -113,9 +142,21 @@ class SchedulerNode(Node):
         self._sched_params = ParamGroup(SchedulerConfig, scheduler_specs())
         self._stream_params = ParamGroup(StreamConfig, stream_specs())
         self._mapping_params = ParamGroup(ActionMappingConfig, mapping_specs())
+        self._modes = load_scheduler_modes(share_dir() / "config" / "scheduler_modes.yaml")
         stream_cfg = self._stream_params.build(self._declare_values(self._stream_params))
-        sched_cfg = self._sched_params.build(self._declare_values(self._sched_params),
-                                             {"action_rate_hz": stream_cfg.action_rate_hz})
+        self._declare_values(self._sched_params)
+        self._mode = self.declare_parameter(MODE_PARAM, self._modes.default, ParameterDescriptor(
+            name=MODE_PARAM, type=ParameterType.PARAMETER_STRING,
+            description=f"scheduling mode loaded into the scheduler parameters: {', '.join(self._modes.names)}, "
+                        f"or {CUSTOM_MODE} (keep them as set); default = benchmark winner",
+        )).value
+        self._check_mode(self._mode)
+        if self._mode != CUSTOM_MODE:  # before the callbacks exist: the mode's values are the start values
+            values = mode_values(self._modes, self._mode, self._sched_params.values["speed_range"])
+            self.set_parameters([Parameter(n, value=v) for n, v in values.items()])
+            self._sched_params.values.update(values)
+        self._loading_mode = False
+        sched_cfg = self._sched_params.build(self._sched_params.values, {"action_rate_hz": stream_cfg.action_rate_hz})
         mapping_cfg = self._mapping_params.build(self._declare_values(self._mapping_params),
                                                  {"action_rate_hz": stream_cfg.action_rate_hz})
         self._frame_id = self.declare_parameter("frame_id", "fr3_link0").value
@@ -139,7 +180,7 @@ class SchedulerNode(Node):
         self.add_post_set_parameters_callback(self._apply_params)
         self.get_logger().info(
             f"streaming at {stream_cfg.command_rate_hz:g} Hz, deciding at {stream_cfg.action_rate_hz:g} Hz "
-            f"({'sim' if self._sim_time else 'wall'} time), frame {self._frame_id}"
+            f"({'sim' if self._sim_time else 'wall'} time), frame {self._frame_id}, scheduling mode {self._mode}"
         )
 
     def _declare_values(self, group: ParamGroup) -> dict:
@@ -162,8 +203,15 @@ class SchedulerNode(Node):
         CommandStream._mapping_for(mapping, stream)  # raises for unsupported mappings
         return (stream_vals, sched_vals, mapping_vals), (stream, sched, mapping)
 
+    def _check_mode(self, mode: str) -> None:
+        if mode != CUSTOM_MODE and mode not in self._modes.names:
+            raise ValueError(f"unknown mode {mode!r}: choose one of {[*self._modes.names, CUSTOM_MODE]}")
+
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         try:
+            for p in params:
+                if p.name == MODE_PARAM:
+                    self._check_mode(p.value)
             self._candidate(params)
         except (ValueError, TypeError) as exc:
             self.get_logger().warning(f"rejected parameter change {[p.name for p in params]}: {exc}")
@@ -171,6 +219,12 @@ class SchedulerNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_params(self, params: list[Parameter]) -> None:
+        names = {p.name for p in params}
+        if MODE_PARAM in names:
+            self._mode = next(p.value for p in params if p.name == MODE_PARAM)
+        if not names - {MODE_PARAM}:
+            self._load_mode()
+            return
         (stream_vals, sched_vals, mapping_vals), (stream, sched, mapping) = self._candidate(params)
         old_rate = self._core.stream_config.command_rate_hz
         self._stream_params.values, self._sched_params.values = stream_vals, sched_vals
@@ -179,6 +233,27 @@ class SchedulerNode(Node):
         if self._timer is not None and stream.command_rate_hz != old_rate:
             self._start_timer(stream.command_rate_hz)
         self.get_logger().info(f"parameters applied: {', '.join(f'{p.name}={p.value}' for p in params)}")
+        if self._loading_mode or self._mode == CUSTOM_MODE:
+            return
+        if "speed_range" in names and not (names - {"speed_range", MODE_PARAM}) & set(self._sched_params.specs):
+            self._load_mode()  # the mode's bands follow the new speed range
+        elif names & set(self._sched_params.specs):
+            self.set_parameters([Parameter(MODE_PARAM, value=CUSTOM_MODE)])  # hand-tuned: no longer the mode
+
+    def _load_mode(self) -> None:
+        """Write the current mode's values (at the current speed range) into the scheduler parameters."""
+        if self._mode == CUSTOM_MODE:
+            return
+        values = mode_values(self._modes, self._mode, self._sched_params.values["speed_range"])
+        self._loading_mode = True
+        try:
+            result = self.set_parameters_atomically([Parameter(n, value=v) for n, v in values.items()])
+        finally:
+            self._loading_mode = False
+        if not result.successful:
+            self.get_logger().error(f"mode {self._mode!r} could not be loaded: {result.reason}")
+        else:
+            self.get_logger().info(f"scheduling mode {self._mode!r} loaded")
 
     def _start_timer(self, rate_hz: float) -> None:
         if self._timer is not None:

@@ -15,6 +15,7 @@ import yaml
 
 from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.core.scheduler_modes import load_scheduler_modes
 from spvla_ros.nodes import bringup, policy_node, scheduler_node
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,22 +101,31 @@ def _yaml_params(node_name: str) -> dict:
 
 
 def test_scheduler_yaml_keys_and_defaults_match_the_declared_parameters():
-    specs = [*scheduler_node.scheduler_specs(), *scheduler_node.stream_specs(), *scheduler_node.mapping_specs()]
+    specs = [*scheduler_node.stream_specs(), *scheduler_node.mapping_specs()]
     yaml_params = _yaml_params(scheduler_node.NODE_NAME)
-    assert set(yaml_params) == {s.name for s in specs} | {"frame_id"}
+    sched_specs = scheduler_node.scheduler_specs()
+    assert set(yaml_params) == {s.name for s in [*specs, *sched_specs]} | {"frame_id", scheduler_node.MODE_PARAM}
     for spec in specs:
         assert yaml_params[spec.name] == spec.default, spec.name
+    for spec in [*specs, *sched_specs]:
         assert type(yaml_params[spec.name]) is type(spec.default), f"{spec.name}: typed YAML value"
 
 
-def test_scheduler_yaml_builds_the_default_scheduler_config():
-    group = scheduler_node.ParamGroup(SchedulerConfig, scheduler_node.scheduler_specs())
+def test_scheduler_yaml_holds_the_default_mode_and_exactly_its_values():
+    modes = load_scheduler_modes()
     yaml_params = _yaml_params(scheduler_node.NODE_NAME)
+    assert yaml_params[scheduler_node.MODE_PARAM] == modes.default
+    expected = scheduler_node.mode_values(modes, modes.default, yaml_params["speed_range"])
+    assert {n: yaml_params[n] for n in expected} == expected
+    group = scheduler_node.ParamGroup(SchedulerConfig, scheduler_node.scheduler_specs())
     built = group.build({n: yaml_params[n] for n in group.specs}, {"action_rate_hz": None})
-    assert built == SchedulerConfig(v_min=0.25, v_max=0.75, clip_bound=1.0)
-    default = SchedulerConfig()
+    assert built == modes.config(modes.default, speed_range=yaml_params["speed_range"]).with_changes(
+        v_min=built.v_min, v_max=built.v_max, clip_bound=built.clip_bound, v_min_fraction=built.v_min_fraction,
+        v_max_fraction=built.v_max_fraction,
+    )
+    mode = modes.config(modes.default, speed_range=yaml_params["speed_range"])
     assert (built.v_min_resolved, built.v_max_resolved, built.clip_bound_resolved) == (
-        default.v_min_resolved, default.v_max_resolved, default.clip_bound_resolved)
+        mode.v_min_resolved, mode.v_max_resolved, mode.clip_bound_resolved)
 
 
 def test_policy_yaml_pruning_defaults_match_pruning_config():
