@@ -10,7 +10,6 @@ from __future__ import annotations
 import rclpy
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, SetParameters
-
 from rclpy.parameter import Parameter as RclpyParameter
 
 from spvla_ros.core.scheduler_modes import load_scheduler_modes
