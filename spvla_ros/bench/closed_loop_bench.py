@@ -70,12 +70,15 @@ def plot_frontier(payload: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, s in payload["methods"].items():
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.get_cmap("tab20").colors
+    markers = "os^Dv<>PX*hp"
+    for i, (name, s) in enumerate(payload["methods"].items()):
         lo, hi = s["success_ci"]
         y = 100 * s["success_rate"]
         yerr = [[max(0.0, y - 100 * lo)], [max(0.0, 100 * hi - y)]]
-        ax.errorbar(s["speedup"], y, yerr=yerr, fmt="o", capsize=3, label=name)
+        ax.errorbar(s["speedup"], y, yerr=yerr, fmt=markers[i % len(markers)], color=colors[i % len(colors)],
+                    capsize=3, label=name, alpha=0.85)
     ax.set_xlabel("speedup (control steps / model calls)")
     ax.set_ylabel("success rate [%]")
     ax.set_title(f"Meta-World closed loop, {len(payload['eval_tasks'])} tasks x {payload['episodes_per_task']} ep")
