@@ -36,6 +36,7 @@ setup(
             "policy_node = spvla_ros.nodes.policy_node:main",
             "scheduler_node = spvla_ros.nodes.scheduler_node:main",
             "safety_node = spvla_ros.nodes.safety_node:main",
+            "gripper_node = spvla_ros.nodes.gripper_node:main",
         ],
     },
 )

@@ -20,7 +20,7 @@ from launch import LaunchDescription
 PACKAGE = "spvla"
 
 ARGUMENTS = {
-    "params_file": ("config/spvla.yaml", "ROS params file of the policy and scheduler nodes"),
+    "params_file": ("config/spvla.yaml", "ROS params file of the policy, scheduler and gripper nodes"),
     "safety_params_file": ("config/safety.yaml", "ROS params file of the safety node"),
     "extra_params_file": ("", "params file applied after the others (overrides); '' = none"),
     "checkpoint": ("", "CogACT checkpoint directory (official release layout); '' = random init"),
@@ -60,6 +60,10 @@ def _nodes(context):
             parameters=[arg["safety_params_file"], *extra, {
                 "dry_run": arg["dry_run"].lower() == "true", "use_sim_time": sim,
             }],
+        ),
+        Node(  # Franka Hand; backend (none | franka_ros2 | libfranka) from the params files
+            package=PACKAGE, executable="gripper_node", output="screen",
+            parameters=[arg["params_file"], *extra, {"use_sim_time": sim}],
         ),
     ]
     if arg["replay_bag"]:

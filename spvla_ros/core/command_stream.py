@@ -25,6 +25,11 @@ Within a step the velocity blends from the previous step's twist to the new one 
 displacement lag of ``blend_fraction / 2`` step times the velocity change, which the closed loop absorbs.
 Each command is finally scaled down, direction kept, to ``max_linear_speed_mps`` / ``max_angular_speed_radps``.
 Velocities are in the command frame (the FR3 base frame ``fr3_link0`` for ``base`` action mappings).
+
+Gripper: the gripper value of every *executed* action (model or extrapolated: extrapolation carries it from
+t-1) goes through :class:`~spvla_ros.core.gripper.GripperHysteresis` at the step start time; a step whose
+value switches the hysteresis state reports it in ``StepReport.gripper``. Nothing else ever does, so a
+noisy value or a carried-over one sends no extra command. A reset (new instruction) keeps the hand state.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from spvla_ros.core.action_mapping import ActionMappingConfig, action_to_twist
+from spvla_ros.core.gripper import GripperConfig, GripperHysteresis, GripperState
 from spvla_ros.core.scheduler import ActionScheduler, Decision, Reason
 from spvla_ros.core.scheduler_config import ACTION_DIM, SchedulerConfig
 from spvla_ros.core.validation import require_finite
@@ -168,6 +174,7 @@ class StepReport:
     speed: float
     action: np.ndarray | None
     chunk_image_stamp_ns: int | None
+    gripper: GripperState | None = None  # the hand state this step switched to, if it switched
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +228,10 @@ class CommandStream:
         scheduler_config: SchedulerConfig | None = None,
         stream_config: StreamConfig | None = None,
         mapping_config: ActionMappingConfig | None = None,
+        gripper_config: GripperConfig | None = None,
     ) -> None:
         self._stream = stream_config or StreamConfig()
+        self.gripper = GripperHysteresis(gripper_config)
         self._mapping = self._mapping_for(mapping_config or ActionMappingConfig(), self._stream)
         self.scheduler = ActionScheduler(scheduler_config)
         self._t0_ns: int | None = None
@@ -257,8 +266,11 @@ class CommandStream:
         scheduler_config: SchedulerConfig | None = None,
         stream_config: StreamConfig | None = None,
         mapping_config: ActionMappingConfig | None = None,
+        gripper_config: GripperConfig | None = None,
     ) -> None:
         """Apply new (validated) configs live. A new rate re-anchors the timeline: the next tick starts a step."""
+        if gripper_config is not None:
+            self.gripper.config = gripper_config
         stream = stream_config or self._stream
         mapping = self._mapping_for(mapping_config or self._mapping, stream)
         if scheduler_config is not None:
@@ -381,6 +393,9 @@ class CommandStream:
             else:
                 reason = REASON_NO_CHUNK
                 self.counters.wait_steps += 1
+        switched = None
+        if action is not None:
+            switched = self.gripper.update(float(action[ACTION_DIM - 1]), now_ns / NS_PER_S)
         self._v_from = self._v_last
         if action is None:
             self._v_to = np.zeros(6)
@@ -391,7 +406,7 @@ class CommandStream:
         # unless a request is already out (its answer will serve the next step).
         self._request_now = self._pending is None and not self.scheduler.decide().extrapolate
         return StepReport(now_ns, step, path, reason, decision.intuitive_ratio, decision.speed,
-                          None if action is None else action.copy(), chunk_stamp)
+                          None if action is None else action.copy(), chunk_stamp, switched)
 
     def _chunk_action(self, now_ns: int) -> np.ndarray | None:
         chunk = self._chunk

@@ -46,7 +46,7 @@ class LaunchArgument:
 
 
 LAUNCH_ARGUMENTS = (
-    LaunchArgument("params_file", "config/spvla.yaml", "ROS params file of the policy and scheduler nodes"),
+    LaunchArgument("params_file", "config/spvla.yaml", "ROS params file of the policy, scheduler and gripper nodes"),
     LaunchArgument("safety_params_file", "config/safety.yaml", "ROS params file of the safety node"),
     LaunchArgument("extra_params_file", "", "params file applied after the others (overrides); '' = none"),
     LaunchArgument("checkpoint", "", "CogACT checkpoint directory (official release layout); '' = random init"),
@@ -85,6 +85,8 @@ NODES = (
              ("params_file", "extra_params_file"), ("use_sim_time",)),
     NodeSpec("safety_node", "spvla_ros.nodes.safety_node", "spvla_safety", ("safety_params_file", "extra_params_file"),
              ("dry_run", "use_sim_time")),
+    NodeSpec("gripper_node", "spvla_ros.nodes.gripper_node", "spvla_gripper", ("params_file", "extra_params_file"),
+             ("use_sim_time",)),
 )
 REPLAY = NodeSpec("spvla-bag", "spvla_ros.bag.cli", "spvla_bag_player", (), ())
 """Camera replay: ``spvla-bag play <replay_bag>`` (started only when ``replay_bag`` is given)."""

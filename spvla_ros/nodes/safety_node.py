@@ -39,9 +39,9 @@ from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 
 try:  # built by rosidl as part of the spvla package (msg/SafetyStatus.msg)
-    from spvla.msg import SafetyStatus
-except ImportError:  # interfaces not built: publish a DiagnosticStatus instead
-    SafetyStatus = None
+    from spvla.msg import GripperCommand, SafetyStatus
+except ImportError:  # interfaces not built: publish a DiagnosticStatus instead, relay no gripper command
+    SafetyStatus = GripperCommand = None
 try:  # provided by franka_ros2 (or built from ../shared/franka_msgs for tests)
     from franka_msgs.msg import FrankaRobotState
 except ImportError:
@@ -114,6 +114,9 @@ class SafetyNode(Node):
                                                  qos.STATUS_QOS)
         self.create_subscription(TwistStamped, topics.CMD_TWIST, self._on_command, qos.COMMAND_QOS)
         self.create_subscription(Bool, topics.ESTOP, self._on_estop, qos.COMMAND_QOS)
+        if GripperCommand is not None:
+            self._gripper_pub = self.create_publisher(GripperCommand, topics.SAFE_GRIPPER_COMMAND, qos.GRIPPER_QOS)
+            self.create_subscription(GripperCommand, topics.GRIPPER_COMMAND, self._on_gripper, qos.GRIPPER_QOS)
         self.create_service(SetBool, "~/arm", self._on_arm)
         self.create_service(Trigger, "~/recover", self._on_recover)
         self.create_service(Trigger, "~/reset_estop", self._on_reset_estop)
@@ -169,6 +172,13 @@ class SafetyNode(Node):
         t, r = msg.twist.linear, msg.twist.angular
         twist = np.array([t.x, t.y, t.z, r.x, r.y, r.z])
         self.layer.submit(twist, stamp_age_s, msg.header.frame_id, time.monotonic())
+
+    def _on_gripper(self, msg: object) -> None:
+        """Relay a gripper command only while armed (no e-stop, no fault); otherwise veto and count it."""
+        if self.layer.gripper_allowed():
+            self._gripper_pub.publish(msg)
+        else:
+            self.get_logger().warning(f"gripper command {msg.state!r} vetoed: not armed, e-stop or robot fault")
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:

@@ -32,11 +32,12 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from spvla.msg import ActionChunk, InferenceRequest, SchedulerStatus
+from spvla.msg import ActionChunk, GripperCommand, InferenceRequest, SchedulerStatus
 from std_msgs.msg import String
 
 from spvla_ros.core.action_mapping import ActionMappingConfig
 from spvla_ros.core.command_stream import NS_PER_S, Advance, CommandStream, StepReport, StreamConfig, make_chunk
+from spvla_ros.core.gripper import GripperConfig
 from spvla_ros.core.scheduler_config import SchedulerConfig
 from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 from spvla_ros.nodes import qos, topics
@@ -91,6 +92,9 @@ STREAM_RANGES = {
     "max_angular_speed_radps": (0.0, 2.5),
     "request_timeout_s": (0.01, 60.0),
 }
+GRIPPER_PREFIX = "gripper."
+GRIPPER_FIELDS = ("threshold", "band", "min_dwell_s", "open_value_is_high")
+GRIPPER_RANGES = {"threshold": (-10.0, 10.0), "band": (0.0, 10.0), "min_dwell_s": (0.0, 60.0)}
 MAPPING_PREFIX = "mapping."
 MAPPING_FIELDS = ("action_frame", "frame_rpy", "translation_scale", "rotation_scale", "rotation_format")
 
@@ -120,6 +124,10 @@ def stream_specs():
     return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES)
 
 
+def gripper_specs():
+    return specs_from_dataclass(GripperConfig, GRIPPER_FIELDS, GRIPPER_RANGES, prefix=GRIPPER_PREFIX)
+
+
 def mapping_specs():
     return specs_from_dataclass(ActionMappingConfig, MAPPING_FIELDS, {}, prefix=MAPPING_PREFIX)
 
@@ -142,6 +150,7 @@ class SchedulerNode(Node):
         self._sched_params = ParamGroup(SchedulerConfig, scheduler_specs())
         self._stream_params = ParamGroup(StreamConfig, stream_specs())
         self._mapping_params = ParamGroup(ActionMappingConfig, mapping_specs())
+        self._gripper_params = ParamGroup(GripperConfig, gripper_specs())
         self._modes = load_scheduler_modes(share_dir() / "config" / "scheduler_modes.yaml")
         stream_cfg = self._stream_params.build(self._declare_values(self._stream_params))
         self._declare_values(self._sched_params)
@@ -159,14 +168,16 @@ class SchedulerNode(Node):
         sched_cfg = self._sched_params.build(self._sched_params.values, {"action_rate_hz": stream_cfg.action_rate_hz})
         mapping_cfg = self._mapping_params.build(self._declare_values(self._mapping_params),
                                                  {"action_rate_hz": stream_cfg.action_rate_hz})
+        gripper_cfg = self._gripper_params.build(self._declare_values(self._gripper_params))
         self._frame_id = self.declare_parameter("frame_id", "fr3_link0").value
-        self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg)
+        self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg, gripper_cfg)
         self._instruction: str | None = None
         self.rejected_chunks = 0
 
         self._cmd_pub = self.create_publisher(TwistStamped, topics.CMD_TWIST, qos.COMMAND_QOS)
         self._request_pub = self.create_publisher(InferenceRequest, topics.INFERENCE_REQUEST, qos.REQUEST_QOS)
         self._status_pub = self.create_publisher(SchedulerStatus, topics.SCHEDULER_STATUS, qos.STATUS_QOS)
+        self._gripper_pub = self.create_publisher(GripperCommand, topics.GRIPPER_COMMAND, qos.GRIPPER_QOS)
         self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, qos.CHUNK_QOS)
         self.create_subscription(String, topics.INSTRUCTION, self._on_instruction, qos.INSTRUCTION_QOS)
         self._sim_time = bool(self.get_parameter("use_sim_time").value)
@@ -197,6 +208,8 @@ class SchedulerNode(Node):
         stream_vals = self._stream_params.candidate(params) or self._stream_params.values
         sched_vals = self._sched_params.candidate(params) or self._sched_params.values
         mapping_vals = self._mapping_params.candidate(params) or self._mapping_params.values
+        gripper_vals = self._gripper_params.candidate(params) or self._gripper_params.values
+        self._gripper_params.build(gripper_vals)  # raises for invalid gripper values
         stream = self._stream_params.build(stream_vals)
         sched = self._sched_params.build(sched_vals, {"action_rate_hz": stream.action_rate_hz})
         mapping = self._mapping_params.build(mapping_vals, {"action_rate_hz": stream.action_rate_hz})
@@ -229,7 +242,8 @@ class SchedulerNode(Node):
         old_rate = self._core.stream_config.command_rate_hz
         self._stream_params.values, self._sched_params.values = stream_vals, sched_vals
         self._mapping_params.values = mapping_vals
-        self._core.reconfigure(sched, stream, mapping)
+        self._gripper_params.values = self._gripper_params.candidate(params) or self._gripper_params.values
+        self._core.reconfigure(sched, stream, mapping, self._gripper_params.build(self._gripper_params.values))
         if self._timer is not None and stream.command_rate_hz != old_rate:
             self._start_timer(stream.command_rate_hz)
         self.get_logger().info(f"parameters applied: {', '.join(f'{p.name}={p.value}' for p in params)}")
@@ -302,6 +316,8 @@ class SchedulerNode(Node):
         for cmd in out.commands:
             while next_step is not None and next_step.stamp_ns <= cmd.stamp_ns:
                 self._publish_status(next_step, next_step.reason)
+                if next_step.gripper is not None:
+                    self._publish_gripper(next_step)
                 next_step = next(step_iter, None)
             msg = TwistStamped()
             msg.header.stamp = ns_to_time(cmd.stamp_ns)
@@ -309,6 +325,13 @@ class SchedulerNode(Node):
             (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z) = (float(v) for v in cmd.linear)
             (msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z) = (float(v) for v in cmd.angular)
             self._cmd_pub.publish(msg)
+
+    def _publish_gripper(self, report: StepReport) -> None:
+        msg = GripperCommand(state=report.gripper.value, model_value=float(report.action[-1]), step=report.step)
+        msg.header.stamp = ns_to_time(report.stamp_ns)
+        msg.header.frame_id = self._frame_id
+        self._gripper_pub.publish(msg)
+        self.get_logger().info(f"gripper -> {report.gripper.value} (model value {report.action[-1]:.3f})")
 
     def _publish_status(self, report: StepReport | None, reason: str) -> None:
         core = self._core

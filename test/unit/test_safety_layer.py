@@ -251,3 +251,17 @@ def test_gripper_debounce() -> None:
     assert grip.request(0.0, 0.41) == 0.0
     with pytest.raises(ValueError):
         grip.request(math.nan, 0.5)
+
+
+def test_gripper_commands_pass_only_when_armed_and_are_vetoed_and_counted_otherwise():
+    from spvla_ros.core.safety import SafetyConfig, SafetyLayer
+    from spvla_ros.core.safety.validity import Intervention
+
+    layer = SafetyLayer(SafetyConfig(workspace_requires_pose=False))
+    assert not layer.gripper_allowed()  # disarmed (dry run)
+    assert layer.arm()[0]
+    assert layer.gripper_allowed()
+    layer.engage_estop()
+    assert not layer.gripper_allowed()
+    counts = layer.snapshot(0.0).counters
+    assert counts[Intervention.DROP_GRIPPER_VETOED.value] == 2

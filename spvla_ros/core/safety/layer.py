@@ -151,6 +151,15 @@ class SafetyLayer:
             self._watchdog.feed(now_s)
             return checked
 
+    def gripper_allowed(self) -> bool:
+        """Whether a gripper command may pass now: armed, no e-stop, no robot fault. A refusal is counted
+        as ``drop_gripper_vetoed`` (the hand keeps its state)."""
+        with self._lock:
+            ok = self._armed and not self._estop.engaged and not self._fault.latched
+            if not ok:
+                self._count(Intervention.DROP_GRIPPER_VETOED)
+            return ok
+
     def update_robot_state(
         self, mode: RobotMode, error_names: tuple[str, ...], ee_position_m: np.ndarray | None, now_s: float
     ) -> bool:

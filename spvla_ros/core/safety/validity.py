@@ -27,6 +27,7 @@ class Intervention(str, Enum):
     DROP_WRONG_FRAME = "drop_wrong_frame"
     DROP_NO_POSE = "drop_no_pose"
     DROP_NOT_ARMED = "drop_not_armed"
+    DROP_GRIPPER_VETOED = "drop_gripper_vetoed"  # a gripper command while disarmed, in e-stop or in fault
     # clamps: the command passes, changed
     CLAMP_LIN_AXIS = "clamp_lin_axis"
     CLAMP_LIN_NORM = "clamp_lin_norm"
