@@ -18,7 +18,6 @@ import pytest
 
 from spvla_ros.core.safety import Intervention, RobotMode, SafetyConfig, SafetyLayer, load_safety_config
 from spvla_ros.core.safety.config import NODE_PARAMETERS, SAFETY_NODE_NAME, SAFETY_YAML
-from spvla_ros.core.safety.gripper import GripperDebouncer
 from spvla_ros.core.safety.validity import check_command
 from spvla_ros.core.safety.watchdog import CommandWatchdog
 
@@ -239,18 +238,6 @@ def test_watchdog() -> None:
     assert not dog.is_stale(1.09) and dog.is_stale(1.11)
     with pytest.raises(ValueError):
         CommandWatchdog(0.0)
-
-
-def test_gripper_debounce() -> None:
-    grip = GripperDebouncer(0.2)
-    assert grip.request(1.0, 0.0) == 1.0
-    assert grip.request(0.0, 0.1) is None  # changed, not held yet
-    assert grip.request(1.0, 0.15) is None  # flicker back: nothing new
-    assert grip.request(0.0, 0.2) is None
-    assert grip.request(0.0, 0.39) is None
-    assert grip.request(0.0, 0.41) == 0.0
-    with pytest.raises(ValueError):
-        grip.request(math.nan, 0.5)
 
 
 def test_gripper_commands_pass_only_when_armed_and_are_vetoed_and_counted_otherwise():

@@ -60,8 +60,6 @@ class SafetyConfig:
             leave it are zeroed, s; >= 0.
         workspace_requires_pose: without a measured end-effector pose, drop every command (True) or
             skip the box check (False; only for a setup without robot state, e.g. a dry run).
-        gripper_debounce_s: a gripper command that differs from the last one sent passes only after it
-            has been requested unchanged for this long, s; >= 0.
         robot_state_timeout_s: robot state older than this counts as missing (pose unknown), s; > 0.
     """
 
@@ -86,8 +84,7 @@ class SafetyConfig:
     workspace_max_m: tuple[float, float, float] = (0.8, 0.5, 0.9)
     workspace_horizon_s: float = 0.1
     workspace_requires_pose: bool = True
-    # --- gripper and robot state ---
-    gripper_debounce_s: float = 0.2
+    # --- robot state ---
     robot_state_timeout_s: float = 0.1
 
     def __post_init__(self) -> None:
@@ -106,7 +103,7 @@ class SafetyConfig:
                 f"control_period_s must be <= {FR3_CONTROL_PERIOD_S} (the FR3 judges 1 ms steps), "
                 f"got {self.control_period_s}"
             )
-        for name in ("max_stamp_lead_s", "workspace_horizon_s", "gripper_debounce_s"):
+        for name in ("max_stamp_lead_s", "workspace_horizon_s"):
             value = getattr(self, name)
             _check_finite(name, value)
             if value < 0.0:

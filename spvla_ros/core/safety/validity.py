@@ -34,7 +34,6 @@ class Intervention(str, Enum):
     CLAMP_ANG_AXIS = "clamp_ang_axis"
     CLAMP_ANG_NORM = "clamp_ang_norm"
     CLAMP_WORKSPACE = "clamp_workspace"
-    GRIPPER_DEBOUNCED = "gripper_debounced"
     # stops: the output ramps to zero (or is held at zero)
     STOP_WATCHDOG = "stop_watchdog"
     STOP_ESTOP = "stop_estop"
