@@ -23,9 +23,7 @@ import queue
 import threading
 import time
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from spvla.msg import GripperCommand, GripperStatus
 
@@ -33,6 +31,7 @@ from spvla_ros.core.gripper import GripperConfig, GripperState
 from spvla_ros.core.gripper_commander import GRASP, GripperCommander, GripperGoal
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_gripper"
 BACKENDS = ("none", "franka_ros2", "libfranka")
@@ -263,18 +262,7 @@ class GripperNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = GripperNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(GripperNode, args)
 
 
 if __name__ == "__main__":

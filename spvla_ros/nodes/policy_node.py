@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
@@ -44,6 +42,7 @@ from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
 NS_PER_S = 1_000_000_000
@@ -277,18 +276,7 @@ def _desc(text: str, read_only: bool, value_range: tuple[float, float] | None = 
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    exit_without_teardown(0)
+    exit_without_teardown(spin_node(PolicyNode, args))
     return 0
 
 

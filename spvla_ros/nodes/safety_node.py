@@ -26,7 +26,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Bool
@@ -37,6 +36,7 @@ from spvla_ros.core.safety.config import SAFETY_NODE_NAME
 from spvla_ros.core.safety.fr3_limits import FR3_MAX_ANG_VEL_RADPS, FR3_MAX_LIN_VEL_MPS
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.spin import spin_node
 
 try:  # built by rosidl as part of the spvla package (msg/SafetyStatus.msg)
     from spvla.msg import GripperCommand, SafetyStatus
@@ -338,19 +338,8 @@ def _diagnostic(snap: SafetySnapshot, dry_run: bool) -> object:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SafetyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()  # the safety command goes out last, explicitly (not left to Ctrl-C)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # the safety command goes out last, explicitly (not left to Ctrl-C)
+    return spin_node(SafetyNode, args, before_destroy=lambda node: node.shutdown())
 
 
 if __name__ == "__main__":

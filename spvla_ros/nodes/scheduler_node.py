@@ -25,10 +25,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -43,6 +41,7 @@ from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.bringup import share_dir
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_scheduler"
 
@@ -365,18 +364,7 @@ class SchedulerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SchedulerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SchedulerNode, args)
 
 
 if __name__ == "__main__":
