@@ -10,8 +10,9 @@ armed). Out: ``spvla/msg/GripperStatus`` on ``/spvla/gripper_status`` (on every 
   ``Homing`` at start when ``home_on_start``). Results and rejections are reported; a goal without a
   result after ``action_timeout_s`` is cancelled and reported ``timed_out``; a new state while a goal is in
   flight cancels the old goal (``preempted``);
-* ``libfranka``: ``pylibfranka.Gripper(robot_ip)`` on a worker thread (its calls block), same reporting;
-  a timed-out or preempted motion is interrupted with ``Gripper.stop()``.
+* ``libfranka``: ``pylibfranka.Gripper(robot_ip)`` in a child process (its blocking calls hold the GIL),
+  same reporting; a timed-out or preempted goal ends that process and a fresh one calls ``Gripper.stop()``
+  before the next goal.
 
 Run: ``ros2 run spvla gripper_node --ros-args --params-file config/spvla.yaml -p backend:=franka_ros2``
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import math
 import queue
-import threading
 import time
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -57,6 +57,9 @@ class NoHandBackend:
         self._node.get_logger().info(f"(no hand) {goal.kind} to {goal.width_m:.3f} m")
         self._node.report(goal.goal_id, True, "", goal.width_m)
 
+    def tick(self, now_s: float) -> None:
+        pass
+
     def cancel(self, goal: GripperGoal) -> None:
         pass
 
@@ -65,26 +68,51 @@ class NoHandBackend:
 
 
 class FrankaRos2Backend:
-    """franka_ros2 gripper action clients; never blocks a callback (futures + done callbacks)."""
+    """franka_ros2 gripper action clients; never blocks a callback (futures + done callbacks).
 
-    def __init__(self, node: GripperNode, move_action: str, grasp_action: str, homing_action: str) -> None:
+    A goal cancelled before the server accepted it is cancelled as soon as its goal handle arrives. Homing
+    (``home_on_start``) is sent once the Homing server is discovered, from the node's tick; a server that
+    does not appear within ``action_timeout_s`` is logged as an error and homing is skipped.
+    """
+
+    def __init__(self, node: GripperNode, move_action: str, grasp_action: str, homing_action: str,
+                 home_on_start: bool) -> None:
         from franka_msgs.action import Grasp, Homing, Move
         from rclpy.action import ActionClient
 
         self._node = node
-        self._types = {"move": Move, GRASP: Grasp}
+        self._types = {"move": Move, GRASP: Grasp, "homing": Homing}
         self._clients = {"move": ActionClient(node, Move, move_action), GRASP: ActionClient(node, Grasp, grasp_action)}
         self._homing = ActionClient(node, Homing, homing_action)
+        self._homing_deadline_s = time.monotonic() + node.commander.config.action_timeout_s if home_on_start else None
         self._handles: dict[int, object] = {}
+        self._cancelled: set[int] = set()
 
-    def home(self) -> None:
-        from franka_msgs.action import Homing
-
-        if not self._homing.server_is_ready():
-            self._node.get_logger().error("homing: action server not available")
+    def tick(self, now_s: float) -> None:
+        """Send the pending homing goal once its server is there (or give up at the deadline)."""
+        if self._homing_deadline_s is None:
             return
-        self._homing.send_goal_async(Homing.Goal()).add_done_callback(
-            lambda f: self._node.get_logger().info(f"homing goal accepted: {f.result().accepted}"))
+        log = self._node.get_logger()
+        if self._homing.server_is_ready():
+            self._homing_deadline_s = None
+            self._homing.send_goal_async(self._types["homing"].Goal()).add_done_callback(self._on_homing_response)
+        elif now_s >= self._homing_deadline_s:
+            self._homing_deadline_s = None
+            log.error("homing skipped: the Homing action server did not appear within action_timeout_s")
+
+    def _on_homing_response(self, future) -> None:
+        handle = future.result()
+        if not handle.accepted:
+            self._node.get_logger().error("homing goal rejected")
+            return
+        handle.get_result_async().add_done_callback(self._on_homing_result)
+
+    def _on_homing_result(self, future) -> None:
+        result = future.result().result
+        if result.success:
+            self._node.get_logger().info("homing succeeded")
+        else:
+            self._node.get_logger().error(f"homing failed: {result.error or 'no reason given'}")
 
     def send(self, goal: GripperGoal) -> None:
         client = self._clients[goal.kind]
@@ -100,8 +128,13 @@ class FrankaRos2Backend:
 
     def _on_goal_response(self, goal: GripperGoal, future) -> None:
         handle = future.result()
+        abandoned = goal.goal_id in self._cancelled
+        self._cancelled.discard(goal.goal_id)
         if not handle.accepted:
             self._node.report(goal.goal_id, False, f"{goal.kind} goal rejected")
+            return
+        if abandoned:  # timed out or preempted while its acceptance was on the way
+            handle.cancel_goal_async()
             return
         self._handles[goal.goal_id] = handle
         handle.get_result_async().add_done_callback(lambda f, g=goal: self._on_result(g, f))
@@ -116,6 +149,8 @@ class FrankaRos2Backend:
         handle = self._handles.pop(goal.goal_id, None)
         if handle is not None:
             handle.cancel_goal_async()
+        else:
+            self._cancelled.add(goal.goal_id)
 
     def close(self) -> None:
         for client in (*self._clients.values(), self._homing):
@@ -123,51 +158,27 @@ class FrankaRos2Backend:
 
 
 class LibfrankaBackend:
-    """pylibfranka ``Gripper`` on a worker thread; results come back through :meth:`GripperNode.report`."""
+    """pylibfranka ``Gripper`` in a child process (:class:`spvla_ros.robot.franka_hand.FrankaHandProcess`:
+    its calls hold the GIL, so on a thread they would freeze this node); results come back through
+    :meth:`GripperNode.report`. Cancelling a goal ends the child; a fresh one calls ``stop()`` first."""
 
-    def __init__(self, node: GripperNode, robot_ip: str, home_on_start: bool) -> None:
-        import pylibfranka
+    def __init__(self, node: GripperNode, robot_ip: str, home_on_start: bool, connect_timeout_s: float) -> None:
+        from spvla_ros.robot.franka_hand import FrankaHandProcess
 
-        self._node = node
-        self._gripper = pylibfranka.Gripper(robot_ip)  # raises NetworkException if the hand is unreachable
-        self._goals: queue.Queue[GripperGoal | None] = queue.Queue()
-        self._home = home_on_start
-        self._worker = threading.Thread(target=self._run, name="libfranka-gripper", daemon=True)
-        self._worker.start()
+        self._hand = FrankaHandProcess(robot_ip, node.report, home_on_start=home_on_start,
+                                       connect_timeout_s=connect_timeout_s)
+
+    def tick(self, now_s: float) -> None:
+        pass
 
     def send(self, goal: GripperGoal) -> None:
-        self._goals.put(goal)
+        self._hand.send(goal)
 
     def cancel(self, goal: GripperGoal) -> None:
-        threading.Thread(target=self._stop, daemon=True).start()  # interrupts the blocking call
-
-    def _stop(self) -> None:
-        try:
-            self._gripper.stop()
-        except Exception as err:  # noqa: BLE001 - a failed stop is logged, the timeout already reported it
-            self._node.get_logger().error(f"gripper stop failed: {err}")
-
-    def _run(self) -> None:
-        if self._home:
-            try:
-                self._gripper.homing()
-            except Exception as err:  # noqa: BLE001
-                self._node.get_logger().error(f"homing failed: {err}")
-        while (goal := self._goals.get()) is not None:
-            try:
-                if goal.kind == GRASP:
-                    ok = self._gripper.grasp(goal.width_m, goal.speed_mps, goal.force_n, goal.epsilon_inner_m,
-                                             goal.epsilon_outer_m)
-                else:
-                    ok = self._gripper.move(goal.width_m, goal.speed_mps)
-                width = float(self._gripper.read_once().width)
-                self._node.report(goal.goal_id, bool(ok), "" if ok else f"{goal.kind} returned false", width)
-            except Exception as err:  # noqa: BLE001 - libfranka raises Command/NetworkException
-                self._node.report(goal.goal_id, False, f"{type(err).__name__}: {err}")
+        self._hand.cancel(goal)
 
     def close(self) -> None:
-        self._goals.put(None)
-        self._worker.join(timeout=1.0)
+        self._hand.close()
 
 
 class GripperNode(Node):
@@ -195,11 +206,9 @@ class GripperNode(Node):
         self._status_pub = self.create_publisher(GripperStatus, topics.GRIPPER_STATUS, qos.STATUS_QOS)
         self.create_subscription(GripperCommand, topics.SAFE_GRIPPER_COMMAND, self._on_command, qos.GRIPPER_QOS)
         if self._backend_name == "franka_ros2":
-            self._backend = FrankaRos2Backend(self, move_action, grasp_action, homing_action)
-            if home_on_start:
-                self._backend.home()
+            self._backend = FrankaRos2Backend(self, move_action, grasp_action, homing_action, home_on_start)
         elif self._backend_name == "libfranka":
-            self._backend = LibfrankaBackend(self, robot_ip, home_on_start)
+            self._backend = LibfrankaBackend(self, robot_ip, home_on_start, config.action_timeout_s)
         else:
             self._backend = NoHandBackend(self)
         self.create_timer(1.0 / status_rate_hz, self._on_tick)
@@ -224,7 +233,9 @@ class GripperNode(Node):
         self._drain_and_publish()
 
     def _on_tick(self) -> None:
-        timed_out = self.commander.check_timeout(time.monotonic())
+        now_s = time.monotonic()
+        self._backend.tick(now_s)
+        timed_out = self.commander.check_timeout(now_s)
         if timed_out is not None:
             self.get_logger().error(
                 f"{timed_out.kind} goal {timed_out.goal_id} to {timed_out.target.value} timed out after "

@@ -30,6 +30,7 @@ class FakeFrankaGripper:
                          handle_accepted_callback=self._accepted, cancel_callback=self._cancel),
             ActionServer(node, franka_action.Grasp, "/franka_gripper/grasp", self._execute("grasp"),
                          handle_accepted_callback=self._accepted, cancel_callback=self._cancel),
+            ActionServer(node, franka_action.Homing, "/franka_gripper/homing", self._execute("homing")),
         ]
 
     def _accepted(self, handle) -> None:
@@ -43,7 +44,7 @@ class FakeFrankaGripper:
         return CancelResponse.ACCEPT
 
     def _execute(self, kind: str):
-        action = franka_action.Move if kind == "move" else franka_action.Grasp
+        action = {"move": franka_action.Move, "grasp": franka_action.Grasp, "homing": franka_action.Homing}[kind]
 
         def run(handle):
             self.goals.append((kind, handle.request))
@@ -59,10 +60,11 @@ class FakeFrankaGripper:
         return run
 
 
-def _setup(graph, mode: str, timeout_s: float = 5.0):
+def _setup(graph, mode: str, timeout_s: float = 5.0, home_on_start: bool = False):
     node = graph.add(GripperNode(context=graph.context, parameter_overrides=[
         Parameter("backend", value="franka_ros2"), Parameter("action_timeout_s", value=timeout_s),
-        Parameter("force_n", value=30.0), Parameter("speed_mps", value=0.05)]))
+        Parameter("force_n", value=30.0), Parameter("speed_mps", value=0.05),
+        Parameter("home_on_start", value=home_on_start)]))
     peer = graph.add(rclpy.create_node("franka_gripper_fake", context=graph.context))
     fake = FakeFrankaGripper(peer, mode)
     statuses: list[GripperStatus] = []
@@ -103,6 +105,37 @@ def test_a_hung_server_times_out_and_the_goal_is_cancelled(graph):
     assert graph.spin_until(lambda: fake.cancelled == 1)
     assert graph.spin_until(lambda: statuses and statuses[-1].last_result == "timed_out")
     assert not statuses[-1].in_flight and math.isnan(statuses[-1].width_m)
+
+
+def test_home_on_start_sends_one_homing_goal_once_the_server_is_there(graph):
+    node, fake, pub, statuses = _setup(graph, "succeed", home_on_start=True)
+    assert graph.spin_until(lambda: [k for k, _ in fake.goals] == ["homing"])
+    graph.spin_for(0.3)  # ticks keep running: still one
+    assert [k for k, _ in fake.goals] == ["homing"] and node.commander.counts.sent == 0
+
+
+def test_a_goal_abandoned_before_it_was_accepted_is_cancelled_on_acceptance(graph):
+    """Regression: cancel() used to do nothing when the goal handle had not arrived yet, so a timed-out or
+    preempted goal whose acceptance was slow kept running on the hand."""
+    from rclpy.task import Future
+
+    from spvla_ros.core.gripper import GripperState
+
+    node, fake, pub, statuses = _setup(graph, "hang")
+    goal, _ = node.commander.request(GripperState.CLOSED, 0.0)
+    backend = node._backend
+    backend.cancel(goal)  # before any goal response
+
+    class Handle:
+        accepted, cancelled = True, 0
+
+        def cancel_goal_async(self):
+            self.cancelled += 1
+
+    handle, future = Handle(), Future()
+    future.set_result(handle)
+    backend._on_goal_response(goal, future)
+    assert handle.cancelled == 1 and goal.goal_id not in backend._handles and not backend._cancelled
 
 
 def test_safety_node_relays_only_while_armed_and_counts_vetoes(graph):
