@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,10 @@ def serve_hand(robot_ip: str, conn: Any, first: str | None, factory: Callable[[s
 
     Receives ``(goal_id, kind, width_m, speed_mps, force_n, epsilon_inner_m, epsilon_outer_m)`` tuples
     (``None`` ends it); sends ``(READY, "")`` or ``(READY, error)`` once, then one
-    ``(goal_id, success, error, width_m or None)`` per goal.
+    ``(goal_id, success, error, width_m or None)`` per goal. Ignores SIGINT: Ctrl-C reaches the whole process
+    group, and the parent ends this process itself (``None``, or EOF when the parent is gone).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         gripper = factory(robot_ip)
         if first == STOP_FIRST:
