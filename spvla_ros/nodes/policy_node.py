@@ -34,18 +34,20 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
-from spvla.msg import ActionChunk, InferenceRequest
+from spvla.msg import ActionChunk, InferenceRequest, PolicyStatus
 from std_msgs.msg import String
 
+from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
+from spvla_ros.core.instruction import instruction_digest, instruction_for_log
 from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
+from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
-NS_PER_S = 1_000_000_000
 PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
 PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
 WORKER_POLL_S = 0.1
@@ -72,10 +74,6 @@ class _Job:
     keep_ratio: float
 
 
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
-
-
 class PolicyNode(Node):
     """See the module docstring. ``policy`` injects a ready policy (tests); otherwise ``load_policy`` runs."""
 
@@ -96,6 +94,8 @@ class PolicyNode(Node):
             "instruction", "", _desc("instruction used until one arrives on the instruction topic", False)
         ).value
         self._frame_id = self.declare_parameter("frame_id", "fr3_link0", ro).value
+        status_rate_hz = self.declare_parameter(
+            "status_rate_hz", 1.0, _desc("PolicyStatus publish rate, Hz", True, (0.1, 100.0))).value
         self._max_frame_age_s = self.declare_parameter(
             "max_frame_age_s", 1.0,
             _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
@@ -120,9 +120,13 @@ class PolicyNode(Node):
         self._stop = threading.Event()
         self.chunks_published = 0
         self.jobs_replaced = 0
-        self.requests_refused = 0
+        self.requests_received = 0
+        self.drops = DropCounts()
+        self._busy = False
+        self._last_latency_s = float("nan")
 
         self._chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, qos.CHUNK_QOS)
+        self._status_pub = self.create_publisher(PolicyStatus, topics.POLICY_STATUS, qos.POLICY_STATUS_QOS)
         self.create_subscription(Image, topics.IMAGE, self._on_frame, qos.IMAGE_QOS)
         self.create_subscription(CompressedImage, topics.IMAGE_COMPRESSED, self._on_frame, qos.IMAGE_QOS)
         self.create_subscription(String, topics.INSTRUCTION, self._on_instruction, qos.INSTRUCTION_QOS)
@@ -131,9 +135,27 @@ class PolicyNode(Node):
         self.add_post_set_parameters_callback(self._apply_params)
         self._worker = threading.Thread(target=self._work, name="spvla_policy_worker", daemon=True)
         self._worker.start()
+        self.create_timer(1.0 / status_rate_hz, self.publish_status)
+        self.publish_status()  # ready: latched, so a bag player started later sees it too
         self.get_logger().info(
             f"policy {self._preset!r} on {self._device} ready ({policy.action_rate_hz:g} Hz actions)"
         )
+
+    @property
+    def requests_refused(self) -> int:
+        return self.drops.total
+
+    def publish_status(self) -> None:
+        """Publish PolicyStatus (ready, counters, drops by reason)."""
+        msg = PolicyStatus(ready=not self._stop.is_set(), preset=str(self._preset), device=str(self._device),
+                           instruction_digest=instruction_digest(self._instruction) if self._instruction else "",
+                           busy=self._busy, requests_received=self.requests_received,
+                           chunks_published=self.chunks_published, jobs_replaced=self.jobs_replaced,
+                           last_latency_s=self._last_latency_s)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame_id
+        msg.drop_names, msg.drop_counts = self.drops.as_lists()
+        self._status_pub.publish(msg)
 
     # ------------------------------------------------------------------ parameters
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
@@ -159,12 +181,12 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------ callbacks (cheap)
     def _on_frame(self, msg: Image | CompressedImage) -> None:
         with self._frame_lock:
-            if self._frame is None or _stamp_ns(msg.header.stamp) >= _stamp_ns(self._frame.header.stamp):
+            if self._frame is None or stamp_to_ns(msg.header.stamp) >= stamp_to_ns(self._frame.header.stamp):
                 self._frame = msg
         waiting = self._waiting
         if waiting is not None and self._frame_refusal(waiting, msg) is None:
             self._waiting = None
-            self._on_request(waiting)
+            self._serve_request(waiting)
 
     def _on_instruction(self, msg: String) -> None:
         self._set_instruction(msg.data)
@@ -173,21 +195,25 @@ class PolicyNode(Node):
         if text != self._instruction:
             self._instruction = text
             self._policy.reset()
-            self.get_logger().info(f"instruction: {text!r}")
+            self.get_logger().info(f"instruction: {instruction_for_log(text)}")
 
     def _on_request(self, request: InferenceRequest) -> None:
+        self.requests_received += 1
+        self._serve_request(request)
+
+    def _serve_request(self, request: InferenceRequest) -> None:
         with self._frame_lock:
             frame = self._frame
-        reason = self._refusal(request, frame)
-        if reason is not None and reason == self._frame_refusal(request, frame):
+        refusal = self._refusal(request, frame)
+        if refusal is not None and refusal == self._frame_refusal(request, frame):
             # No usable frame yet: the request waits for the next frame (a newer request replaces it).
             self._waiting = request
-            self.get_logger().info(f"inference request {request.request_id} waits for a frame: {reason}",
+            self.get_logger().info(f"inference request {request.request_id} waits for a frame: {refusal[1]}",
                                    throttle_duration_sec=1.0)
             return
-        if reason is not None:
-            self.requests_refused += 1
-            self.get_logger().warning(f"inference request {request.request_id} not served: {reason}",
+        if refusal is not None:
+            self.drops.count(refusal[0])
+            self.get_logger().warning(f"inference request {request.request_id} not served: {refusal[1]}",
                                       throttle_duration_sec=1.0)
             return
         cfg = self._pruning_cfg
@@ -203,19 +229,20 @@ class PolicyNode(Node):
                 pass
             self._jobs.put_nowait(job)
 
-    def _refusal(self, request: InferenceRequest, frame) -> str | None:
+    def _refusal(self, request: InferenceRequest, frame) -> tuple[str, str] | None:
+        """``(reason code, explanation)`` when the request cannot be served now, else None."""
         if not self._instruction:
-            return "no instruction (topic or 'instruction' parameter)"
+            return "no_instruction", "no instruction (topic or 'instruction' parameter)"
         if not np.isfinite(request.speed):
-            return f"speed is not finite ({request.speed})"
+            return "non_finite_speed", f"speed is not finite ({request.speed})"
         return self._frame_refusal(request, frame)
 
-    def _frame_refusal(self, request: InferenceRequest, frame) -> str | None:
+    def _frame_refusal(self, request: InferenceRequest, frame) -> tuple[str, str] | None:
         if frame is None:
-            return "no camera frame received yet"
-        age_s = (_stamp_ns(request.header.stamp) - _stamp_ns(frame.header.stamp)) / NS_PER_S
+            return "no_frame", "no camera frame received yet"
+        age_s = (stamp_to_ns(request.header.stamp) - stamp_to_ns(frame.header.stamp)) / NS_PER_S
         if age_s > self._max_frame_age_s:
-            return f"newest frame is {age_s:.3f} s old (max_frame_age_s = {self._max_frame_age_s})"
+            return "stale_frame", f"newest frame is {age_s:.3f} s old (max_frame_age_s = {self._max_frame_age_s})"
         return None
 
     # ------------------------------------------------------------------ worker thread
@@ -225,12 +252,18 @@ class PolicyNode(Node):
                 job = self._jobs.get(timeout=WORKER_POLL_S)
             except queue.Empty:
                 continue
+            self._busy = True
             try:
                 self._serve(job)
             except Exception as exc:  # noqa: BLE001 - a bad frame or model error must not kill the worker
                 if self._stop.is_set():
                     return
+                self.drops.count("inference_failed")
                 self.get_logger().error(f"inference for request {job.request.request_id} failed: {exc}")
+            finally:
+                self._busy = False
+            if not self._stop.is_set():
+                self.publish_status()
 
     def _serve(self, job: _Job) -> None:
         frame = job.frame
@@ -241,6 +274,7 @@ class PolicyNode(Node):
         t0 = time.perf_counter()
         out = self._policy.predict_chunk(rgb, job.instruction, keep_ratio=job.keep_ratio)
         latency_s = time.perf_counter() - t0
+        self._last_latency_s = latency_s
         actions = np.asarray(out.actions, dtype=np.float32)
         if actions.ndim != 2 or not np.isfinite(actions).all():
             raise ValueError(f"policy returned a bad chunk: shape {actions.shape}, finite={np.isfinite(actions).all()}")
@@ -248,6 +282,7 @@ class PolicyNode(Node):
         msg.header.stamp = frame.header.stamp
         msg.header.frame_id = self._frame_id
         msg.request_id = job.request.request_id
+        msg.instruction_digest = instruction_digest(job.instruction)
         msg.rows, msg.cols = (int(v) for v in actions.shape)
         msg.data = array.array("f", actions.ravel().tobytes())
         msg.source = ActionChunk.SOURCE_MODEL

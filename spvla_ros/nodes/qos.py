@@ -12,6 +12,8 @@
 * Status messages: reliable, keep last 10, volatile (monitoring, rqt plots, rosbag record).
 * Instruction: reliable, keep last 1, transient local ("latched"): a node started after the instruction
   was published still gets it.
+* Policy status: reliable, keep last 1, transient local: a bag player or a monitor started later still
+  sees whether the policy is ready.
 """
 
 from __future__ import annotations
@@ -51,3 +53,4 @@ GRIPPER_QOS = QoSProfile(  # rare events: every one must arrive, in order
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+POLICY_STATUS_QOS = INSTRUCTION_QOS

@@ -34,10 +34,13 @@ from spvla.msg import ActionChunk, GripperCommand, InferenceRequest, SchedulerSt
 from std_msgs.msg import String
 
 from spvla_ros.core.action_mapping import ActionMappingConfig
-from spvla_ros.core.command_stream import NS_PER_S, Advance, CommandStream, StepReport, StreamConfig, make_chunk
+from spvla_ros.core.command_stream import Advance, CommandStream, StepReport, StreamConfig, make_chunk
+from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.gripper import GripperConfig
+from spvla_ros.core.instruction import instruction_for_log
 from spvla_ros.core.scheduler_config import SchedulerConfig
 from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
+from spvla_ros.core.stamps import ns_to_sec_nanosec, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.bringup import share_dir
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
@@ -134,11 +137,8 @@ def mapping_specs():
 def ns_to_time(ns: int):
     from builtin_interfaces.msg import Time
 
-    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
-
-
-def time_to_ns(t) -> int:
-    return int(t.sec) * NS_PER_S + int(t.nanosec)
+    sec, nanosec = ns_to_sec_nanosec(ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 class SchedulerNode(Node):
@@ -171,7 +171,7 @@ class SchedulerNode(Node):
         self._frame_id = self.declare_parameter("frame_id", "fr3_link0").value
         self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg, gripper_cfg)
         self._instruction: str | None = None
-        self.rejected_chunks = 0
+        self.drops = DropCounts()
 
         self._cmd_pub = self.create_publisher(TwistStamped, topics.CMD_TWIST, qos.COMMAND_QOS)
         self._request_pub = self.create_publisher(InferenceRequest, topics.INFERENCE_REQUEST, qos.REQUEST_QOS)
@@ -278,28 +278,30 @@ class SchedulerNode(Node):
         self._publish(self._core.advance_to(self.get_clock().now().nanoseconds))
 
     def _on_clock(self, msg: Clock) -> None:
-        self._publish(self._core.advance_to(time_to_ns(msg.clock)))
+        self._publish(self._core.advance_to(stamp_to_ns(msg.clock)))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         try:
             actions = np.asarray(msg.data, dtype=np.float32).astype(np.float64)
             if actions.size != msg.rows * msg.cols:
                 raise ValueError(f"data has {actions.size} values, rows*cols = {msg.rows}x{msg.cols}")
-            chunk = make_chunk(actions.reshape(msg.rows, msg.cols), time_to_ns(msg.header.stamp),
+            chunk = make_chunk(actions.reshape(msg.rows, msg.cols), stamp_to_ns(msg.header.stamp),
                                msg.action_rate_hz, msg.request_id, msg.keep_ratio, msg.model_latency_s)
         except ValueError as exc:
-            self.rejected_chunks += 1
-            self.get_logger().warning(f"dropped action chunk {msg.request_id}: {exc}")
+            self.drops.count("bad_chunk")
+            self.get_logger().warning(f"dropped action chunk {msg.request_id}: {exc}", throttle_duration_sec=1.0)
             return
         if not self._core.on_chunk(chunk):
-            self.get_logger().warning(f"dropped action chunk {msg.request_id}: older than the one held")
+            self.drops.count("older_than_held")
+            self.get_logger().warning(f"dropped action chunk {msg.request_id}: older than the one held",
+                                      throttle_duration_sec=1.0)
             return
         self._publish_status(None, "chunk_arrived")
 
     def _on_instruction(self, msg: String) -> None:
         if msg.data != self._instruction:
             if self._instruction is not None:
-                self.get_logger().info(f"new instruction {msg.data!r}: schedule restarted")
+                self.get_logger().info(f"new instruction {instruction_for_log(msg.data)}: schedule restarted")
                 self._core.reset()
             self._instruction = msg.data
 
@@ -360,6 +362,7 @@ class SchedulerNode(Node):
         msg.consecutive_extrapolations = core.scheduler.consecutive_extrapolations
         msg.requests_sent, msg.chunks_received = c.requests_sent, c.chunks_received
         msg.inference_pending = core.pending_request is not None
+        msg.drop_names, msg.drop_counts = self.drops.as_lists()
         self._status_pub.publish(msg)
 
 

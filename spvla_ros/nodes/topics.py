@@ -8,6 +8,7 @@ IMAGE_COMPRESSED = "/camera/image_raw/compressed"  # sensor_msgs/CompressedImage
 INSTRUCTION = "/spvla/instruction"  # std_msgs/String; a new one restarts the schedule
 INFERENCE_REQUEST = "/spvla/inference_request"  # scheduler -> policy: run the model on the newest frame
 ACTION_CHUNK = "/spvla/action_chunk"  # policy -> scheduler: spvla/msg/ActionChunk
+POLICY_STATUS = "/spvla/policy_status"  # spvla/msg/PolicyStatus, latched: ready, counters, drops
 SCHEDULER_STATUS = "/spvla/scheduler_status"  # spvla/msg/SchedulerStatus
 CMD_TWIST = "/spvla/cmd_twist"  # scheduler -> safety: geometry_msgs/TwistStamped, EE velocity, base frame
 SAFE_TWIST = "/spvla/safe_twist"  # safety -> controller (remap to the Franka controller's command topic)

@@ -78,7 +78,7 @@ def test_bad_chunks_are_dropped_and_never_reach_the_commands(graph):
     short.rows = 17  # rows*cols does not match the data
     node._on_chunk(nan_chunk)
     node._on_chunk(short)
-    assert node.rejected_chunks == 2
+    assert node.drops.get("bad_chunk") == 2
     for k in range(1, 11):  # 0.2 s per clock step: bursts stay inside the command QoS depth
         node._on_clock(Clock(clock=_t(t0 + k * NS // 5)))
         assert graph.spin_until(lambda k=k: len(got["cmd"]) == 1 + 20 * k)
