@@ -25,14 +25,14 @@ import numpy as np
 from spvla_ros.bench.report_io import format_table, machine_info, write_json
 from spvla_ros.core.action_data import load_action_episodes, synthetic_episodes
 from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
-from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES, make_extrapolator
+from spvla_ros.core.extrapolation import HISTORY_EXTRAPOLATOR_NAMES, make_extrapolator
 from spvla_ros.core.scheduler import ActionScheduler
 from spvla_ros.core.scheduler_config import TRANSLATION, SchedulerConfig, speed_range_from_actions
 from spvla_ros.core.scheduler_modes import load_scheduler_modes
 
 HELP = "replay recorded actions through the scheduler (oracle model) and report speedup and error"
 SPEED_PERCENTILE = 95.0
-STATELESS_BASELINES = tuple(n for n in EXTRAPOLATOR_NAMES if n != "best_of")
+STATELESS_BASELINES = tuple(n for n in HISTORY_EXTRAPOLATOR_NAMES if n != "best_of")
 """Compared on the very same buffers; ``best_of`` learns online, so it is measured only when configured."""
 FIXED_SKIP_KS = (2, 3)
 BOOTSTRAP_RESAMPLES = 2000

@@ -161,7 +161,54 @@ class BestOfExtrapolator:
         return self.candidates[self.chosen](history, times, t_next)
 
 
-EXTRAPOLATOR_NAMES = ("ridge", "repeat_last", "linear", "damped_linear", "best_of")
+class ChunkExtrapolator:
+    """The model's own plan as the cheap path: the newest action chunk's row for the step being executed.
+
+    The caller offers every chunk as it arrives, *latency-compensated*: ``rows[i]`` is the model's action for
+    the ``i``-th step from ``step`` (the chunk's rows before ``step`` were predicted for steps already gone, so
+    the caller drops them by the image stamp). Rows are full actions (n, 7), rotation and gripper included.
+    Unlike the other extrapolators it does not read the history; :meth:`action_at` replaces ``__call__``.
+    """
+
+    name = "chunk"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._rows: np.ndarray | None = None
+        self._first_step = 0
+
+    def offer(self, rows: np.ndarray, step: int) -> float | None:
+        """Hold the newest chunk (row 0 = action for ``step``) and return the xyz distance between its row 0 and
+        the row the previous chunk held for ``step`` (the plan change this chunk brings), or None when no previous
+        row covers ``step``. ValueError on a bad shape or NaN/Inf."""
+        rows = np.array(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[0] < 1 or rows.shape[1] < 3:
+            raise ValueError(f"chunk rows must have shape (n >= 1, >= 3), got {rows.shape}")
+        if not np.isfinite(rows).all():
+            raise ValueError("chunk rows contain NaN or Inf")
+        previous = self.action_at(step)
+        self._rows, self._first_step = rows, int(step)
+        if previous is None:
+            return None
+        diff = rows[0, :3] - previous[:3]
+        return float(np.sqrt(diff @ diff))
+
+    def action_at(self, step: int) -> np.ndarray | None:
+        """The held chunk's row for ``step`` (a copy), or None when no chunk is held or it does not reach ``step``."""
+        if self._rows is None:
+            return None
+        i = int(step) - self._first_step
+        return self._rows[i].copy() if 0 <= i < self._rows.shape[0] else None
+
+    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+        raise TypeError("the chunk cheap path reads the held chunk (action_at), not the action history")
+
+
+HISTORY_EXTRAPOLATOR_NAMES = ("ridge", "repeat_last", "linear", "damped_linear", "best_of")
+"""The extrapolators that predict from the action history (all but ``chunk``)."""
+EXTRAPOLATOR_NAMES = (*HISTORY_EXTRAPOLATOR_NAMES, "chunk")
 
 
 def make_extrapolator(name: str, n: int, ridge_lambda: float, trend_damping: float = 0.5) -> Extrapolator:
@@ -179,4 +226,6 @@ def make_extrapolator(name: str, n: int, ridge_lambda: float, trend_damping: flo
         return DampedLinearExtrapolator(trend_damping)
     if name == "best_of":
         return BestOfExtrapolator((RepeatLastExtrapolator(), LinearExtrapolator()))
+    if name == "chunk":
+        return ChunkExtrapolator()
     raise ValueError(f"unknown extrapolator {name!r}; choose one of {EXTRAPOLATOR_NAMES}")

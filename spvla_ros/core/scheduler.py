@@ -25,7 +25,7 @@ from enum import Enum
 
 import numpy as np
 
-from spvla_ros.core.extrapolation import Extrapolator, make_extrapolator
+from spvla_ros.core.extrapolation import ChunkExtrapolator, Extrapolator, make_extrapolator
 from spvla_ros.core.scheduler_config import ACTION_DIM, TRANSLATION, SchedulerConfig
 
 
@@ -175,6 +175,8 @@ class ActionScheduler:
         """
         if self._fit_count < self._config.buffer_size or self._last is None:
             raise RuntimeError("extrapolate() needs a full buffer; call decide() first")
+        if extrapolator is None and isinstance(self._extrapolator, ChunkExtrapolator):
+            return self._chunk_action()
         xyz = self._fit[:, TRANSLATION]
         last = self._last
         predict = extrapolator or self._extrapolator
@@ -193,6 +195,27 @@ class ActionScheduler:
         action = last.copy()
         action[TRANSLATION] = pred
         return action
+
+    def _chunk_action(self) -> np.ndarray | None:
+        """``extrapolator: chunk``: the newest chunk's row for this step (translation clipped), or None."""
+        action = self._extrapolator.action_at(self._t)
+        if action is None or action.shape != (ACTION_DIM,):
+            return None
+        action[TRANSLATION] = np.clip(action[TRANSLATION], -self._clip, self._clip)
+        return action
+
+    def offer_chunk(self, rows: np.ndarray) -> None:
+        """A model chunk arrived, latency-compensated: ``rows[i]`` (n, 7) is the model's action for the ``i``-th
+        step from the next one committed (the caller drops the rows whose time has passed, by the image stamp).
+
+        Used by ``extrapolator: chunk`` only (a no-op otherwise). Its surprise is measured here: the xyz distance
+        between the new chunk's row for the next step and the row the cheap path was following (None, so the
+        gate calls the model, when the previous chunk did not reach this step).
+        """
+        if isinstance(self._extrapolator, ChunkExtrapolator):
+            surprise = self._extrapolator.offer(rows, self._t)
+            if self._config.max_surprise is not None:
+                self._surprise = surprise
 
     # ------------------------------------------------------------------ bookkeeping
     def commit(self, action: np.ndarray, from_model: bool) -> None:
@@ -219,7 +242,7 @@ class ActionScheduler:
         model's) and score an adaptive extrapolator on this step. Nothing to learn before a full history."""
         if self._fit_count < self._config.buffer_size or self._last is None:
             return
-        if self._config.max_surprise is not None:
+        if self._config.max_surprise is not None and not isinstance(self._extrapolator, ChunkExtrapolator):
             predicted = self.extrapolate()
             diff = predicted[TRANSLATION] - action[TRANSLATION] if predicted is not None else None
             self._surprise = None if diff is None else float(np.sqrt(diff @ diff))

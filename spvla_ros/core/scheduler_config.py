@@ -41,7 +41,8 @@ class SchedulerConfig:
         v_max_fraction: default v_max as a fraction of speed_range (paper: 3/4).
         ridge_lambda: L2 penalty of the ridge regression (>= 0). Not given in the paper; 0.1 is ours.
         extrapolator: cheap-path predictor, one of ``ridge`` (paper), ``repeat_last``, ``linear``,
-            ``damped_linear``.
+            ``damped_linear``, ``best_of``, ``chunk`` (the newest model chunk's row for the step, offered with
+            :meth:`ActionScheduler.offer_chunk`; its surprise is the plan change each new chunk brings).
         trend_damping: share of the last change kept by ``damped_linear``, in [0, 1] (0 = repeat-last,
             1 = linear).
         clip_bound: per-axis bound on an extrapolated translational action, action units per step;

@@ -1,78 +1,83 @@
-"""The closed-loop experiment: derive the speed range, tune SP-VLA on one task split, evaluate on another.
+"""The closed-loop experiment: a learned chunking policy under inference delay, schedules side by side.
 
-Steps (all with the same harness settings):
-1. run the expert every step on the tuning split and set ``speed_range`` to a percentile of the speeds
-   ``||a_xyz||`` of its actions (:func:`speed_range_from_actions`);
-2. grid-search :class:`SchedulerConfig` overrides on top of ``tuning.base_mode`` on the tuning split and
-   pick the fastest candidate whose success stays within ``success_tolerance`` of every-step success there
-   (else the most successful);
-3. run every scheduling mode (``config/scheduler_modes.yaml``) on the tuning split too and select the
-   winning mode by the same rule among the modes and the tuned candidate; report whether the YAML's
-   default mode is that winner;
-4. run every method (every step, fixed skip, every mode, SP-VLA tuned, optional variants) on the
-   evaluation split, same tasks, seeds and episode budget.
+Steps (same harness settings, tasks, seeds and delays for every method):
+1. the policy (:mod:`spvla_ros.eval.bc_policy`, behaviour-cloned from the scripted experts on every task of both
+   splits) is loaded from its cache or trained; ``speed_range`` is the p95 of its demonstrations' speeds;
+2. **tuning split**: the baselines and every SP-VLA candidate (the named modes, the variants, and the grid on top
+   of ``selection.base_mode``) run at the selection delays; the winner is chosen by :func:`select_winner`
+   (the issue's goal: at most ``max_call_fraction`` of the calls of every step with success within
+   ``success_tolerance`` of it at every selection delay, then the highest success);
+3. **evaluation split** (disjoint tasks): every method at every delay; the winner and the shipped default mode
+   are compared pairwise (same episodes) with the best fixed-chunk baseline that calls the model at least as
+   often, and with every step.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
-from spvla_ros.core.scheduler_config import SchedulerConfig, speed_range_from_actions
-from spvla_ros.core.scheduler_modes import PAPER_MODE, SchedulerModes, load_scheduler_modes
-from spvla_ros.eval.metaworld_harness import EpisodeResult, HarnessConfig, run_suite
+from spvla_ros.core.scheduler_config import SchedulerConfig
+from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
+from spvla_ros.eval.bc_policy import BCPolicyConfig, ChunkPolicy
+from spvla_ros.eval.metaworld_harness import EpisodeResult, HarnessConfig, check_tasks, make_env, run_batch
 from spvla_ros.eval.methods import MethodSpec, method_from_dict
-from spvla_ros.eval.summary import MethodSummary, summarize_by_method, summarize_by_task
+from spvla_ros.eval.summary import Summary, paired_comparison, success_by_task, summarize
 
 DEFAULT_CONFIG = CONFIG_DIR / "closed_loop.yaml"
 DEFAULT_SCHEDULER_CONFIG = CONFIG_DIR / "scheduler.yaml"
-EVERY_STEP = MethodSpec("every_step", "every_step")
+EVERY_STEP = "every_step"
 
 
 @dataclass(frozen=True)
-class TuningConfig:
-    """Grid search of SP-VLA settings on the tuning split.
+class SelectionConfig:
+    """How the shipped default is chosen on the tuning split.
 
     Args:
-        tuned_name: name of the tuned method in the results.
+        delays: the delays (steps) a winner must hold at (the issue: d = 1 and d = 2).
+        max_call_fraction: a candidate qualifies only with at most this model-call fraction at every selection
+            delay (1/3: ">= 3x fewer model calls than every step"), in (0, 1].
+        success_tolerance: ... and success >= every-step success - this at every selection delay, in [0, 1].
         base_mode: the scheduling mode the grid's overrides are applied on top of.
-        success_tolerance: a candidate qualifies if its success rate >= every-step success - this, in [0, 1].
-        grid: SchedulerConfig field -> values; the full product is searched (may be empty: one candidate,
-            the base config).
+        grid: SchedulerConfig field -> values; every combination is a candidate ``sp_vla_grid_<i>``.
     """
 
-    tuned_name: str = "sp_vla_tuned"
-    base_mode: str = PAPER_MODE
-    success_tolerance: float = 0.01
+    delays: tuple[int, ...] = (1, 2)
+    max_call_fraction: float = 1.0 / 3.0
+    success_tolerance: float = 0.02
+    base_mode: str = "surprise"
     grid: Mapping[str, Sequence[object]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.delays:
+            raise ValueError("selection delays are empty")
+        if not 0.0 < self.max_call_fraction <= 1.0:
+            raise ValueError(f"max_call_fraction must be in (0, 1], got {self.max_call_fraction!r}")
         if not 0.0 <= self.success_tolerance <= 1.0:
             raise ValueError(f"success_tolerance must be in [0, 1], got {self.success_tolerance!r}")
         for key, values in self.grid.items():
             if not isinstance(values, (list, tuple)) or not values:
-                raise ValueError(f"tuning grid entry {key!r} must be a non-empty list, got {values!r}")
-        for overrides in self.candidates():
-            MethodSpec("candidate", "sp_vla", scheduler=overrides, mode=self.base_mode)  # validates
+                raise ValueError(f"selection grid entry {key!r} must be a non-empty list, got {values!r}")
 
-    def candidates(self) -> list[dict[str, object]]:
-        """Every combination of the grid, in a fixed order; invalid combinations (v_min > v_max) dropped."""
+    def candidates(self) -> list[MethodSpec]:
+        """Every valid combination of the grid as an ``sp_vla`` method, in a fixed order."""
         keys = list(self.grid)
         out = []
         for values in itertools.product(*(self.grid[k] for k in keys)):
-            overrides = dict(zip(keys, values, strict=True))
             try:
-                MethodSpec("candidate", "sp_vla", scheduler=overrides, mode=self.base_mode)
-            except ValueError:
+                spec = MethodSpec(f"sp_vla_grid_{len(out)}", "sp_vla", scheduler=dict(zip(keys, values, strict=True)),
+                                  mode=self.base_mode)
+            except ValueError:  # e.g. v_min above v_max
                 continue
-            out.append(overrides)
+            out.append(spec)
         return out
 
 
@@ -81,18 +86,20 @@ class ClosedLoopConfig:
     """Everything one closed-loop run needs (defaults in ``config/closed_loop.yaml``).
 
     Args:
-        eval_tasks: Meta-World task names evaluated.
-        tune_tasks: task names used for tuning and the speed range; disjoint from eval_tasks.
+        eval_tasks: Meta-World tasks reported on.
+        tune_tasks: tasks the default is chosen on; disjoint from ``eval_tasks``. The policy learns both.
         episodes: episodes per evaluation task (seeds ``seed .. seed + episodes - 1``), >= 1.
         tune_episodes: episodes per tuning task, >= 1.
         seed: first seed.
-        confidence: level of the Wilson interval, in (0, 1).
+        delays: inference delays evaluated, steps (each >= 0).
         harness: episode settings.
-        speed_range_percentile: percentile of expert speeds that sets ``speed_range``, in (0, 100].
-        methods: methods evaluated besides the modes and the tuned one.
-        modes: scheduling modes evaluated as methods ``sp_vla_<mode>`` (empty: every mode of the modes file).
-        variants: extra methods run only when asked (``--variants``).
-        tuning: the grid search.
+        policy: the learned policy.
+        methods: baselines (every step, fixed chunk, ensemble), run on both splits.
+        modes: scheduling modes run as ``sp_vla_<mode>`` (empty: every mode of ``config/scheduler_modes.yaml``).
+        variants: more ``sp_vla`` methods (e.g. a mode with the ``chunk`` cheap path).
+        selection: the choice of the default.
+        policy_tasks: the tasks the policy learns (default: evaluation then tuning tasks). ``--quick`` runs on
+            subsets of the splits with the full run's policy, so both share one trained policy.
     """
 
     eval_tasks: tuple[str, ...]
@@ -100,17 +107,20 @@ class ClosedLoopConfig:
     episodes: int = 10
     tune_episodes: int = 5
     seed: int = 0
-    confidence: float = 0.95
+    delays: tuple[int, ...] = (0, 1, 2, 4)
     harness: HarnessConfig = field(default_factory=HarnessConfig)
-    speed_range_percentile: float = 95.0
+    policy: BCPolicyConfig = field(default_factory=BCPolicyConfig)
     methods: tuple[MethodSpec, ...] = ()
     modes: tuple[str, ...] = ()
     variants: tuple[MethodSpec, ...] = ()
-    tuning: TuningConfig = field(default_factory=TuningConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    policy_tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.eval_tasks:
-            raise ValueError("eval_tasks is empty")
+        if not self.policy_tasks:
+            object.__setattr__(self, "policy_tasks", (*self.eval_tasks, *self.tune_tasks))
+        if not self.eval_tasks or not self.tune_tasks:
+            raise ValueError("eval_tasks and tune_tasks must both be non-empty")
         overlap = sorted(set(self.eval_tasks) & set(self.tune_tasks))
         if overlap:
             raise ValueError(f"tuning and evaluation tasks must be disjoint; both hold {overlap}")
@@ -118,23 +128,37 @@ class ClosedLoopConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
-        if not 0.0 < self.speed_range_percentile <= 100.0:
-            raise ValueError(f"speed_range_percentile must be in (0, 100], got {self.speed_range_percentile!r}")
+        if not self.delays or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in self.delays):
+            raise ValueError(f"delays must be ints >= 0, got {self.delays!r}")
+        missing = sorted(set(self.selection.delays) - set(self.delays))
+        if missing:
+            raise ValueError(f"selection delays {missing} are not among the evaluated delays {list(self.delays)}")
+        if not any(m.name == EVERY_STEP and m.kind == "every_step" for m in self.methods):
+            raise ValueError(f"methods must include {{name: {EVERY_STEP}, kind: every_step}} (the reference)")
+        if not any(m.kind == "fixed_chunk" for m in self.methods):
+            raise ValueError("methods must include at least one fixed_chunk baseline")
         known_modes = load_scheduler_modes().names
         unknown = sorted(set(self.modes) - set(known_modes))
         if unknown:
             raise ValueError(f"unknown scheduling modes {unknown}; known: {list(known_modes)}")
-        names = [m.name for m in (*self.methods, *self.mode_specs(), *self.variants)] + [self.tuning.tuned_name]
+        names = [m.name for m in (*self.methods, *self.mode_specs(), *self.variants, *self.selection.candidates())]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"method names must be unique; repeated: {dupes}")
+        if any(m.kind == "sp_vla" for m in self.methods) or any(v.kind != "sp_vla" for v in self.variants):
+            raise ValueError("methods are the baselines (no sp_vla); variants are sp_vla methods")
+        unlearned = sorted((set(self.eval_tasks) | set(self.tune_tasks)) - set(self.policy_tasks))
+        if unlearned:
+            raise ValueError(f"tasks {unlearned} are not among the policy's tasks {list(self.policy_tasks)}")
 
     def mode_specs(self) -> list[MethodSpec]:
         """One ``sp_vla`` method per evaluated mode, named ``sp_vla_<mode>``."""
         names = self.modes or load_scheduler_modes().names
         return [MethodSpec(f"sp_vla_{m}", "sp_vla", mode=m) for m in names]
+
+    def sp_vla_specs(self) -> list[MethodSpec]:
+        """Every SP-VLA candidate of the selection: modes, variants, grid."""
+        return [*self.mode_specs(), *self.variants, *self.selection.candidates()]
 
     def seeds(self, tuning: bool = False) -> list[int]:
         n = self.tune_episodes if tuning else self.episodes
@@ -142,175 +166,228 @@ class ClosedLoopConfig:
 
 
 def load_closed_loop_config(path: str | Path = DEFAULT_CONFIG, quick: bool = False) -> ClosedLoopConfig:
-    """Read ``closed_loop.yaml``; with ``quick`` its ``quick:`` section replaces the keys it names."""
+    """Read ``closed_loop.yaml``; with ``quick`` its ``quick:`` section replaces the keys it names (``grid`` and
+    ``selection_delays`` replace those of ``selection:``)."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping")
     quick_section = data.pop("quick", {}) or {}
-    tuning = dict(data.pop("tuning", {}) or {})
+    selection = dict(data.pop("selection", {}) or {})
+    policy_tasks = (*(data.get("eval_tasks") or ()), *(data.get("tune_tasks") or ()))
     if quick:
         for key, value in quick_section.items():
             if key == "grid":
-                tuning["grid"] = value
+                selection["grid"] = value
+            elif key == "selection_delays":
+                selection["delays"] = value
             elif key in data:
                 data[key] = value
             else:
                 raise ValueError(f"{path}: unknown key {key!r} in quick:")
-    known = {"eval_tasks", "tune_tasks", "episodes", "tune_episodes", "seed", "confidence", "harness",
-             "speed_range_percentile", "methods", "modes", "variants"}
+    known = {"eval_tasks", "tune_tasks", "episodes", "tune_episodes", "seed", "delays", "harness", "policy",
+             "methods", "modes", "variants"}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    if "delays" in selection:
+        selection["delays"] = tuple(selection["delays"])
     return ClosedLoopConfig(
         eval_tasks=tuple(data.get("eval_tasks") or ()),
         tune_tasks=tuple(data.get("tune_tasks") or ()),
         episodes=data.get("episodes", 10),
         tune_episodes=data.get("tune_episodes", 5),
         seed=data.get("seed", 0),
-        confidence=data.get("confidence", 0.95),
+        delays=tuple(data.get("delays") or ()),
         harness=HarnessConfig(**(data.get("harness") or {})),
-        speed_range_percentile=data.get("speed_range_percentile", 95.0),
+        policy=BCPolicyConfig(**(data.get("policy") or {})),
         methods=tuple(method_from_dict(m) for m in data.get("methods") or ()),
         modes=tuple(data.get("modes") or ()),
         variants=tuple(method_from_dict(m) for m in data.get("variants") or ()),
-        tuning=TuningConfig(**tuning),
+        selection=SelectionConfig(**selection),
+        policy_tasks=tuple(policy_tasks),
     )
 
 
-def derive_speed_range(
-    tasks: Sequence[str], seeds: Sequence[int], harness: HarnessConfig, percentile: float
-) -> tuple[float, list[EpisodeResult]]:
-    """Speed range from the expert's own actions (expert every step) on ``tasks``; also returns the episodes."""
-    factories = {EVERY_STEP.name: lambda: EVERY_STEP.build(SchedulerConfig())}
-    results = run_suite(tasks, seeds, factories, harness, record_actions=True)
-    actions = np.concatenate([r.model_actions for r in results if r.model_actions is not None])
-    return speed_range_from_actions(actions, percentile), results
-
-
-@dataclass(frozen=True)
-class TuningResult:
-    """Outcome of the grid search: the chosen overrides and every candidate's tuning-split summary."""
-
-    best: dict[str, object]
-    reference: MethodSummary
-    candidates: list[tuple[dict[str, object], MethodSummary]]
-    qualified: bool
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "best": self.best,
-            "best_qualified": self.qualified,
-            "every_step_on_tuning_split": self.reference.to_dict(),
-            "candidates": [{"overrides": o, **s.to_dict()} for o, s in self.candidates],
-        }
-
-
-def select_best(
-    reference: MethodSummary, candidates: Sequence[tuple[dict[str, object], MethodSummary]], tolerance: float
-) -> tuple[dict[str, object], bool]:
-    """Fastest candidate with success >= reference - tolerance (ties: higher success, then grid order);
-    if none qualifies, the most successful one (ties: faster). Returns (overrides, qualified)."""
-    if not candidates:
-        raise ValueError("no tuning candidate")
-    floor = reference.success_rate - tolerance - 1e-12
-    ok = [(o, s) for o, s in candidates if s.success_rate >= floor]
-    if ok:
-        best = max(ok, key=lambda c: (round(c[1].speedup, 9), c[1].success_rate))
-        return best[0], True
-    best = max(candidates, key=lambda c: (c[1].success_rate, round(c[1].speedup, 9)))
-    return best[0], False
-
-
-def tune(
-    config: ClosedLoopConfig, base: SchedulerConfig, reference: MethodSummary
-) -> TuningResult:
-    """Evaluate every grid candidate on the tuning split and select the best (see :func:`select_best`)."""
-    overrides = config.tuning.candidates() or [{}]
-    mode = config.tuning.base_mode
-    specs = {f"candidate_{i}": MethodSpec(f"candidate_{i}", "sp_vla", scheduler=o, mode=mode)
-             for i, o in enumerate(overrides)}
-    factories = {name: (lambda s=spec: s.build(base)) for name, spec in specs.items()}
-    results = run_suite(config.tune_tasks, config.seeds(tuning=True), factories, config.harness)
-    summaries = summarize_by_method(results, config.confidence)
-    candidates = [(o, summaries[name]) for name, o in zip(specs, overrides, strict=True)]
-    best, qualified = select_best(reference, candidates, config.tuning.success_tolerance)
-    return TuningResult(best, reference, candidates, qualified)
-
-
-def select_mode(
-    config: ClosedLoopConfig,
+def run_grid(
+    policy: ChunkPolicy,
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    specs: Sequence[MethodSpec],
+    delays: Sequence[int],
+    harness: HarnessConfig,
     base: SchedulerConfig,
-    reference: MethodSummary,
-    tuning: TuningResult,
-    tuned: MethodSpec,
     modes: SchedulerModes,
-) -> dict[str, object]:
-    """Run every mode on the tuning split and pick the winner among them and the tuned candidate.
+    desc: str = "episodes",
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """Every (method, delay) on every (task, seed); the envs of a task are built once and shared."""
+    check_tasks(tasks)
+    results: list[EpisodeResult] = []
+    bar = tqdm(total=len(tasks) * len(specs) * len(delays) * len(seeds), desc=desc, unit="ep", disable=not progress)
+    for task in tasks:
+        envs = [make_env(task, s) for s in seeds]
+        try:
+            for spec in specs:
+                make: Callable = lambda spec=spec: spec.build(base, modes)  # noqa: E731
+                for d in delays:
+                    results += run_batch(policy, task, envs, seeds, spec.name, make, d, harness)
+                    bar.update(len(seeds))
+        finally:
+            for env in envs:
+                env.close()
+    bar.close()
+    return results
 
-    Same rule as the grid (:func:`select_best`); ties go to a named mode. Also says whether the default
-    mode of the modes file is the winner, and whether its settings equal the tuned ones.
+
+def _by_key(summaries: Sequence[Summary]) -> dict[tuple[str, int], Summary]:
+    return {(s.method, s.delay_steps): s for s in summaries}
+
+
+def select_winner(
+    summaries: Sequence[Summary], candidates: Sequence[str], selection: SelectionConfig
+) -> dict[str, object]:
+    """The selection rule on the tuning split.
+
+    A candidate *qualifies* when at every selection delay its model-call fraction is <= ``max_call_fraction``
+    and its success >= every-step success - ``success_tolerance``. The winner is the qualified candidate with the
+    highest mean success over the selection delays (ties: fewer calls, then the order given). Without a qualified
+    candidate, the same ranking among those within the call budget (else among all), reported as not qualified.
     """
-    mode_specs = config.mode_specs()
-    factories = {s.name: (lambda s=s: s.build(base, modes)) for s in mode_specs}
-    results = run_suite(config.tune_tasks, config.seeds(tuning=True), factories, config.harness)
-    summaries = summarize_by_method(results, config.confidence)
-    tuned_summary = next(summary for overrides, summary in tuning.candidates if overrides == tuning.best)
-    candidates = [(s.name, summaries[s.name]) for s in mode_specs] + [(tuned.name, tuned_summary)]
-    winner, qualified = select_best(reference, candidates, config.tuning.success_tolerance)
-    default_name = f"sp_vla_{modes.default}"
-    default_config = MethodSpec(default_name, "sp_vla", mode=modes.default).scheduler_config(base, modes)
+    table = _by_key(summaries)
+    rows = []
+    for order, name in enumerate(candidates):
+        mine = [table[(name, d)] for d in selection.delays]
+        refs = [table[(EVERY_STEP, d)] for d in selection.delays]
+        within_budget = all(s.model_call_fraction <= selection.max_call_fraction + 1e-12 for s in mine)
+        keeps_success = all(s.success >= r.success - selection.success_tolerance - 1e-12
+                            for s, r in zip(mine, refs, strict=True))
+        rows.append({
+            "method": name,
+            "mean_success": float(np.mean([s.success for s in mine])),
+            "mean_call_fraction": float(np.mean([s.model_call_fraction for s in mine])),
+            "within_call_budget": within_budget,
+            "keeps_success": keeps_success,
+            "qualified": within_budget and keeps_success,
+            "order": order,
+        })
+    pool = [r for r in rows if r["qualified"]] or [r for r in rows if r["within_call_budget"]] or rows
+    best = max(pool, key=lambda r: (r["mean_success"], -r["mean_call_fraction"], -r["order"]))
     return {
-        "rule": f"fastest with success >= every-step success - {config.tuning.success_tolerance} on the tuning split",
-        "tuning_split": {name: s.to_dict() for name, s in candidates},
-        "winner": winner,
-        "winner_qualified": qualified,
-        "default_mode": modes.default,
-        "default_is_winner": winner == default_name,
-        "default_equals_tuned": default_config == tuned.scheduler_config(base, modes),
+        "rule": (f"qualified: call fraction <= {selection.max_call_fraction:.3f} and success >= every-step - "
+                 f"{selection.success_tolerance} at delays {list(selection.delays)} on the tuning split; "
+                 "winner: highest mean success (ties: fewer calls)"),
+        "winner": best["method"],
+        "winner_qualified": best["qualified"],
+        "candidates": rows,
     }
+
+
+def matched_fixed_chunk(summaries: Sequence[Summary], fixed: Sequence[str], method: str, delay: int) -> str:
+    """The fixed-chunk baseline to compare ``method`` with at ``delay``: the most successful one among those that
+    call the model at least as often (ties: fewer calls); if none does, the one that calls most often."""
+    table = _by_key(summaries)
+    mine = table[(method, delay)].model_call_fraction
+    pool = [table[(f, delay)] for f in fixed if table[(f, delay)].model_call_fraction >= mine - 1e-12]
+    if pool:
+        return max(pool, key=lambda s: (s.success, -s.model_call_fraction)).method
+    return max((table[(f, delay)] for f in fixed), key=lambda s: s.model_call_fraction).method
+
+
+def goal_check(
+    results: Sequence[EpisodeResult], summaries: Sequence[Summary], method: str, fixed: Sequence[str],
+    selection: SelectionConfig,
+) -> dict[str, object]:
+    """The issue's goal for ``method`` at each selection delay, on these results: call fraction <= the budget,
+    success >= every step - tolerance, and strictly better (paired McNemar) than the matched fixed chunk."""
+    table = _by_key(summaries)
+    per_delay = {}
+    for d in selection.delays:
+        s, ref = table[(method, d)], table[(EVERY_STEP, d)]
+        baseline = matched_fixed_chunk(summaries, fixed, method, d)
+        paired = paired_comparison(results, method, baseline, d)
+        per_delay[str(d)] = {
+            "model_call_fraction": s.model_call_fraction,
+            "success": s.success,
+            "every_step_success": ref.success,
+            "within_call_budget": s.model_call_fraction <= selection.max_call_fraction + 1e-12,
+            "keeps_success": s.success >= ref.success - selection.success_tolerance - 1e-12,
+            "matched_fixed_chunk": baseline,
+            "beats_fixed_chunk": paired.strictly_better,
+            "paired": paired.to_dict(),
+        }
+    met = all(v["within_call_budget"] and v["keeps_success"] and v["beats_fixed_chunk"] for v in per_delay.values())
+    return {"method": method, "met": met, "per_delay": per_delay}
 
 
 def run_closed_loop(
     config: ClosedLoopConfig,
+    policy: ChunkPolicy,
     scheduler_base: SchedulerConfig | None = None,
-    with_variants: bool = False,
-    speed_range: float | None = None,
+    progress: bool = True,
 ) -> dict[str, object]:
-    """The whole experiment; returns a JSON-ready dict with ``methods`` (name -> summary dict)."""
-    base = scheduler_base or dataclass_from_yaml(SchedulerConfig, DEFAULT_SCHEDULER_CONFIG)
-    derived, expert_tuning = derive_speed_range(
-        config.tune_tasks, config.seeds(tuning=True), config.harness, config.speed_range_percentile
-    )
-    speed_range = speed_range if speed_range is not None else derived
-    if not (math.isfinite(speed_range) and speed_range > 0):
-        raise ValueError(f"speed_range must be a finite number > 0, got {speed_range!r}")
-    base = base.with_changes(speed_range=speed_range)
-    reference = summarize_by_method(expert_tuning, config.confidence)[EVERY_STEP.name]
-    tuning = tune(config, base, reference)
-    tuned = MethodSpec(config.tuning.tuned_name, "sp_vla", scheduler=tuning.best, mode=config.tuning.base_mode)
+    """The whole experiment on a trained ``policy``; returns a JSON-ready dict (see the module docstring)."""
+    if tuple(policy.tasks) != config.policy_tasks:
+        raise ValueError(f"the policy was trained on {list(policy.tasks)}, the run needs {list(config.policy_tasks)}")
+    speed_range = float(policy.train_info["speed_range"])
+    base = (scheduler_base or dataclass_from_yaml(SchedulerConfig, DEFAULT_SCHEDULER_CONFIG)).with_changes(
+        speed_range=speed_range)
     modes = load_scheduler_modes()
-    selection = select_mode(config, base, reference, tuning, tuned, modes)
-    specs = [*config.methods, *config.mode_specs(), tuned, *(config.variants if with_variants else ())]
-    factories = {s.name: (lambda s=s: s.build(base)) for s in specs}
-    results = run_suite(config.eval_tasks, config.seeds(), factories, config.harness)
-    summaries = summarize_by_method(results, config.confidence)
-    per_task = summarize_by_task(results, config.confidence)
+    fixed = [m.name for m in config.methods if m.kind == "fixed_chunk"]
+    candidates = config.sp_vla_specs()
+    t0 = time.perf_counter()
+    tuning_results = run_grid(policy, config.tune_tasks, config.seeds(tuning=True),
+                              [*config.methods, *candidates], config.selection.delays, config.harness, base, modes,
+                              "tuning split", progress)
+    tuning_summaries = summarize(tuning_results)
+    selection = select_winner(tuning_summaries, [c.name for c in candidates], config.selection)
+    winner = next(c for c in candidates if c.name == selection["winner"])
+    default_spec = MethodSpec(f"sp_vla_{modes.default}", "sp_vla", mode=modes.default)
+    selection.update({
+        "winner_spec": winner.describe(),
+        "default_mode": modes.default,
+        "default_is_winner": default_spec.name == winner.name,
+        "default_equals_winner": default_spec.scheduler_config(base, modes) == winner.scheduler_config(base, modes),
+    })
+    t_tuning = time.perf_counter() - t0
+    eval_specs = [*config.methods, *config.mode_specs(), *config.variants]
+    if winner.name not in {s.name for s in eval_specs}:
+        eval_specs.append(winner)
+    if default_spec.name not in {s.name for s in eval_specs}:
+        eval_specs.append(default_spec)
+    results = run_grid(policy, config.eval_tasks, config.seeds(), eval_specs, config.delays, config.harness, base,
+                       modes, "evaluation split", progress)
+    summaries = summarize(results)
+    paired = [
+        paired_comparison(results, name, matched_fixed_chunk(summaries, fixed, name, d), d).to_dict()
+        for name in dict.fromkeys([winner.name, default_spec.name]) for d in config.delays
+    ] + [paired_comparison(results, winner.name, EVERY_STEP, d).to_dict() for d in config.delays]
     return {
         "eval_tasks": list(config.eval_tasks),
         "tune_tasks": list(config.tune_tasks),
         "episodes_per_task": config.episodes,
         "tune_episodes_per_task": config.tune_episodes,
         "seeds": config.seeds(),
+        "delays": list(config.delays),
         "harness": asdict(config.harness),
-        "confidence": config.confidence,
+        "policy": {
+            "digest": policy.digest,
+            "config": asdict(policy.config),
+            "tasks": list(policy.tasks),
+            "train_info": policy.train_info,
+        },
         "speed_range": speed_range,
-        "speed_range_derived": derived,
-        "speed_range_percentile": config.speed_range_percentile,
         "scheduler_base": {f.name: getattr(base, f.name) for f in fields(base) if f.init},
-        "method_specs": {s.name: {"kind": s.kind, "k": s.k, "mode": s.mode, "scheduler": dict(s.scheduler)}
-                         for s in specs},
-        "tuning": tuning.to_dict(),
+        "method_specs": {s.name: s.describe() for s in eval_specs},
+        "results": [s.to_dict() for s in summaries],
+        "success_by_task": success_by_task(results),
+        "tuning": {
+            "method_specs": {s.name: s.describe() for s in [*config.methods, *candidates]},
+            "results": [s.to_dict() for s in tuning_summaries],
+            "success_by_task": success_by_task(tuning_results),
+            "wall_s": t_tuning,
+        },
         "mode_selection": selection,
-        "methods": {m: s.to_dict() for m, s in summaries.items()},
-        "per_task": {m: {t: s.to_dict() for t, s in d.items()} for m, d in per_task.items()},
+        "paired": paired,
+        "goal": goal_check(results, summaries, winner.name, fixed, config.selection),
+        "goal_default": goal_check(results, summaries, default_spec.name, fixed, config.selection),
     }

@@ -35,3 +35,23 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == trials else min(1.0, centre + half)
     return low, high
+
+
+def mcnemar_exact(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar p-value for paired binary outcomes.
+
+    Args:
+        wins: pairs where method A succeeded and B failed, >= 0.
+        losses: pairs where B succeeded and A failed, >= 0.
+
+    Returns:
+        ``P(|X - n/2| >= |wins - n/2|)`` for ``X ~ Binomial(n = wins + losses, 1/2)``, in (0, 1]; 1 when n = 0.
+    """
+    for name, value in (("wins", wins), ("losses", losses)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)

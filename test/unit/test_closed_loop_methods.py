@@ -1,152 +1,181 @@
-"""Scheduling methods, their YAML specs and the tuning selection rule (no simulator needed)."""
+"""Scheduling methods and the delay bookkeeping of the closed-loop harness, on a fake env and a fake policy whose
+chunk rows say which step they were predicted for (no simulator, no network): the row executed at every step must
+be the row for that step, from the chunk requested ``d`` steps earlier."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from spvla_ros.core.policy.ensemble import AdaptiveEnsembler
 from spvla_ros.core.scheduler_config import SchedulerConfig
-from spvla_ros.core.scheduler_modes import load_scheduler_modes
-from spvla_ros.eval.closed_loop import DEFAULT_CONFIG, TuningConfig, load_closed_loop_config, select_best
-from spvla_ros.eval.metaworld_harness import HarnessConfig, env_to_scheduler_action, scheduler_to_env_action
-from spvla_ros.eval.methods import EveryStep, FixedSkip, MethodSpec, method_from_dict
-from spvla_ros.eval.summary import MethodSummary
+from spvla_ros.eval.metaworld_harness import HarnessConfig, run_batch
+from spvla_ros.eval.methods import ChunkStore, Ensemble, EveryStep, FixedChunk, MethodSpec, method_from_dict
+
+CHUNK = 16
+SCALE = 1e-3
+"""Rows encode steps as x = (step the row is for + 1) * SCALE, y = (request step) * SCALE."""
 
 
-class CountingModel:
-    """A model stand-in returning a distinct action per call: call i -> [i, 0, 0, 0, 0, 0, 1]."""
+class FakeEnv:
+    """obs[0] is the step count; records the executed actions; never succeeds."""
 
-    def __init__(self, action: np.ndarray | None = None) -> None:
-        self.calls = 0
-        self.action = action
+    action_scale = 0.01
+    dt = 0.0125
 
-    def __call__(self) -> np.ndarray:
-        self.calls += 1
-        if self.action is not None:
-            return self.action.copy()
-        return np.array([self.calls, 0, 0, 0, 0, 0, 1.0])
+    def __init__(self) -> None:
+        self.executed: list[np.ndarray] = []
+        self.t = 0
 
+    def reset(self) -> tuple[np.ndarray, dict]:
+        self.t = 0
+        self.executed = []
+        return self._obs(), {}
 
-def _run(method, model, steps: int) -> tuple[list[np.ndarray], list[bool]]:
-    method.reset()
-    out = [method.step(model) for _ in range(steps)]
-    return [a for a, _ in out], [c for _, c in out]
+    def seed(self, seed: int) -> None:
+        pass
 
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.executed.append(np.asarray(action, dtype=np.float64).copy())
+        self.t += 1
+        return self._obs(), 0.0, False, False, {"success": False}
 
-def test_every_step_calls_every_step() -> None:
-    model = CountingModel()
-    actions, called = _run(EveryStep(), model, 7)
-    assert all(called) and model.calls == 7
-    assert [a[0] for a in actions] == list(range(1, 8))
+    def close(self) -> None:
+        pass
 
-
-@pytest.mark.parametrize("k", [1, 2, 3, 5])
-def test_fixed_skip_calls_every_kth_step_and_repeats_the_last_model_action(k: int) -> None:
-    steps = 17
-    model = CountingModel()
-    method = FixedSkip(k)
-    actions, called = _run(method, model, steps)
-    assert called == [t % k == 0 for t in range(steps)]
-    assert model.calls == -(-steps // k)  # ceil
-    assert [a[0] for a in actions] == [t // k + 1 for t in range(steps)]
-    # reset restarts the period: the first step of the next episode calls the model
-    _, called = _run(method, model, 2)
-    assert called[0]
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(39)
+        obs[0] = self.t
+        return obs
 
 
-def test_fixed_skip_rejects_bad_k() -> None:
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError):
-            FixedSkip(bad)  # type: ignore[arg-type]
+class FakePolicy:
+    """Chunk row i from the observation at step s: [(s + i + 1) * SCALE, s * SCALE, 0, 0.5]."""
+
+    def __init__(self) -> None:
+        self.requests: list[int] = []
+
+    def task_index(self, task: str) -> int:
+        return 0
+
+    def noise_shape(self) -> tuple[int, int]:
+        return (CHUNK, 4)
+
+    def predict(self, obs: np.ndarray, task_index: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(obs), CHUNK, 4))
+        for b, o in enumerate(obs):
+            s = int(o[0])
+            self.requests.append(s)
+            out[b, :, 0] = (s + 1 + np.arange(CHUNK)) * SCALE
+            out[b, :, 1] = s * SCALE
+            out[b, :, 3] = 0.5
+        return out
 
 
-def test_sp_vla_method_schedule_is_exact_on_a_constant_in_band_motion() -> None:
-    """Constant action, speed in [v_min, v_max], every axis intuitive: fill n=6, then 5 cheap steps, 1 call, ..."""
-    base = SchedulerConfig(speed_range=1.0)  # v_min 0.25, v_max 0.75; |0.3| per axis, speed 0.52
-    action = np.array([0.3, 0.3, 0.3, 0, 0, 0, 1.0])
-    model = CountingModel(action)
-    method = MethodSpec("paper", "sp_vla").build(base)
-    actions, called = _run(method, model, 18)
-    expected = [True] * 6 + ([False] * 5 + [True]) * 2
-    assert called == expected
-    assert model.calls == 8
-    np.testing.assert_allclose(np.array(actions), np.tile(action, (18, 1)), atol=1e-12)
+def _run(spec: MethodSpec, delay: int, steps: int = 40, base: SchedulerConfig | None = None):
+    env, policy = FakeEnv(), FakePolicy()
+    base = base or SchedulerConfig(speed_range=1.0)
+    (result,) = run_batch(policy, "fake", [env], [0], spec.name, lambda: spec.build(base), delay,
+                          HarnessConfig(max_steps=steps))
+    executed = np.array(env.executed)
+    return result, executed, policy.requests
 
 
-def test_method_spec_validation_and_yaml_form() -> None:
-    spec = method_from_dict({"name": "x", "kind": "sp_vla", "scheduler": {"tau": 0.0}})
-    assert spec.scheduler_config(SchedulerConfig(speed_range=2.0)).tau == 0.0
-    assert spec.scheduler_config(SchedulerConfig(speed_range=2.0)).speed_range == 2.0
+def _waits(executed: np.ndarray) -> list[int]:
+    return [t for t, a in enumerate(executed) if not a[:3].any()]
+
+
+@pytest.mark.parametrize("delay", [0, 1, 2, 4])
+def test_every_step_executes_the_row_for_this_step_from_the_chunk_requested_d_steps_ago(delay: int) -> None:
+    result, executed, requests = _run(MethodSpec("every_step", "every_step"), delay)
+    assert requests == list(range(40)) and result.model_calls == 40 and result.delay_steps == delay
+    assert _waits(executed) == list(range(delay))  # nothing has arrived yet
+    assert result.wait_steps == delay
+    for t in range(delay, 40):
+        assert executed[t][0] == pytest.approx((t + 1) * SCALE)  # latency-compensated row
+        assert executed[t][1] == pytest.approx((t - delay) * SCALE)  # from the request d steps earlier
+    assert (executed[:delay, 3] == -1.0).all()  # a wait before any action holds the open gripper
+
+
+@pytest.mark.parametrize(("k", "delay"), [(4, 0), (4, 2), (16, 0), (16, 2), (8, 4)])
+def test_fixed_chunk_requests_every_k_steps_and_waits_only_when_the_rows_run_out(k: int, delay: int) -> None:
+    result, executed, requests = _run(MethodSpec(f"k{k}", "fixed_chunk", k=k), delay, steps=48)
+    assert requests == list(range(0, 48, k)) and result.model_calls == len(requests)
+    expected_waits = [t for t in range(48) if t < delay or t - ((t - delay) // k) * k >= CHUNK]
+    assert _waits(executed) == expected_waits
+    for t in sorted(set(range(48)) - set(expected_waits)):
+        stamp = ((t - delay) // k) * k  # the newest chunk that has arrived
+        assert executed[t][0] == pytest.approx((t + 1) * SCALE) and executed[t][1] == pytest.approx(stamp * SCALE)
+    assert result.longest_open_loop == k - 1
+
+
+def test_ensemble_at_delay_zero_equals_cogact_adaptive_ensembler() -> None:
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(size=(CHUNK, 7)) for _ in range(10)]
+    store, method, reference = ChunkStore(), Ensemble(1, 5, 0.1), AdaptiveEnsembler(5, 0.1)
+    for t, chunk in enumerate(chunks):
+        store.add(t, chunk)
+        np.testing.assert_allclose(method.act(t, store), reference.update(chunk), rtol=1e-12)
+
+
+def test_ensemble_blends_rows_for_this_step_under_delay_and_requests_every_k() -> None:
+    result, executed, requests = _run(MethodSpec("ens", "ensemble", k=2, horizon=3), delay=1, steps=20)
+    assert requests == list(range(0, 20, 2))
+    for t in range(1, 20):  # every blended row is the row for step t, so x stays exact
+        assert executed[t][0] == pytest.approx((t + 1) * SCALE)
+
+
+def test_chunk_store_rows() -> None:
+    store = ChunkStore()
+    assert store.row_at(0) is None and len(store.rows_at(0, 3)) == 0
+    store.add(2, np.arange(4 * 7, dtype=float).reshape(4, 7))
+    store.add(4, 100 + np.arange(4 * 7, dtype=float).reshape(4, 7))
+    assert store.row_at(5)[0] == 107.0 and store.row_at(8) is None and store.row_at(3) is None
+    np.testing.assert_array_equal(store.newest_from(6), store.newest_from(4)[2:])
+    np.testing.assert_array_equal(store.rows_at(5, 3)[:, 0], [21.0, 107.0])  # oldest first; both cover 5
+    with pytest.raises(ValueError, match="arrived after"):
+        store.add(3, np.zeros((4, 7)))
+
+
+def test_sp_vla_chunk_mode_executes_chunk_rows_and_calls_at_its_bound() -> None:
+    """``extrapolator: chunk`` with the gate off and at most 3 cheap steps: rows of the newest chunk, a request
+    every 4 steps once the buffer is full (the scheduler as fixed chunk execution)."""
+    spec = MethodSpec("chunk4", "sp_vla", scheduler={
+        "extrapolator": "chunk", "max_consecutive_extrapolations": 3, "buffer_size": 2, "tau": 0.0,
+        "v_min_fraction": 0.0, "v_max_fraction": 1.0, "intuitive_test": "norm", "fit_history": "model"})
+    result, executed, requests = _run(spec, delay=0, steps=30)
+    assert requests[:2] == [0, 1] and np.all(np.diff(requests[1:]) == 4)
+    for t in range(30):
+        assert executed[t][0] == pytest.approx((t + 1) * SCALE)
+        assert executed[t][1] == pytest.approx(max(r for r in requests if r <= t) * SCALE)
+
+
+def test_sp_vla_with_a_history_extrapolator_ignores_chunks_on_cheap_steps() -> None:
+    spec = MethodSpec("lin", "sp_vla", scheduler={
+        "extrapolator": "linear", "max_consecutive_extrapolations": 2, "buffer_size": 2, "tau": 0.0,
+        "v_min_fraction": 0.0, "v_max_fraction": 1.0, "intuitive_test": "norm", "fit_history": "model"})
+    result, executed, requests = _run(spec, delay=2, steps=30)
+    model_steps = [t for t in range(30) if t in requests]
+    assert result.model_calls == len(requests) < 30
+    for t in range(2, 30):
+        if t in model_steps:  # a model decision executes the newest chunk's row for the step
+            assert executed[t][0] == pytest.approx((t + 1) * SCALE)
+
+
+def test_method_specs_validate_and_read_yaml_form() -> None:
     with pytest.raises(ValueError, match="kind"):
-        MethodSpec("x", "sometimes")
+        MethodSpec("x", "fixed_skip")
+    with pytest.raises(ValueError, match="k >= 1"):
+        MethodSpec("x", "fixed_chunk", k=0)
+    with pytest.raises(ValueError, match="horizon"):
+        MethodSpec("x", "ensemble", horizon=0)
+    with pytest.raises(ValueError, match="unknown scheduler mode"):
+        MethodSpec("x", "sp_vla", mode="nope")
     with pytest.raises(ValueError, match="bad scheduler overrides"):
         MethodSpec("x", "sp_vla", scheduler={"no_such_field": 1})
-    with pytest.raises(ValueError, match="tau"):
-        MethodSpec("x", "sp_vla", scheduler={"tau": 2.0})
     with pytest.raises(ValueError, match="unknown method keys"):
-        method_from_dict({"name": "x", "kind": "every_step", "speed": 3})
-
-
-def test_action_conversion_round_trip_and_clip() -> None:
-    a = env_to_scheduler_action(np.array([0.1, -0.2, 0.3, 0.9]))
-    np.testing.assert_array_equal(a, [0.1, -0.2, 0.3, 0, 0, 0, 0.9])
-    np.testing.assert_array_equal(scheduler_to_env_action(a), [0.1, -0.2, 0.3, 0.9])
-    np.testing.assert_array_equal(scheduler_to_env_action(np.array([3, -3, 0, 1, 1, 1, 2.0])), [1, -1, 0, 1])
-    with pytest.raises(ValueError):
-        env_to_scheduler_action(np.zeros(7))
-
-
-def test_harness_config_rejects_bad_values() -> None:
-    for kwargs in ({"max_steps": 0}, {"max_steps": 501}, {"obs_noise_std": -0.1}, {"action_noise_std": float("nan")}):
-        with pytest.raises(ValueError):
-            HarnessConfig(**kwargs)
-
-
-def test_shipped_yaml_loads_with_disjoint_splits_and_all_methods() -> None:
-    for quick in (False, True):
-        cfg = load_closed_loop_config(DEFAULT_CONFIG, quick=quick)
-        assert not set(cfg.eval_tasks) & set(cfg.tune_tasks)
-        kinds = {m.kind for m in cfg.methods}
-        assert kinds == {"every_step", "fixed_skip"}
-        assert {m.k for m in cfg.methods if m.kind == "fixed_skip"} >= {2, 3}
-        # every mode is reported, the paper's rule included, and the tuning starts from the default mode
-        mode_names = [m.name for m in cfg.mode_specs()]
-        assert "sp_vla_paper" in mode_names
-        assert f"sp_vla_{load_scheduler_modes().default}" in mode_names
-        assert cfg.tuning.base_mode == load_scheduler_modes().default
-        assert cfg.tuning.candidates()
-    full = load_closed_loop_config(DEFAULT_CONFIG)
-    assert len(full.eval_tasks) >= 10
-    for family in ("reach", "push", "pick-place", "door", "drawer"):
-        assert any(t.startswith(family) for t in full.eval_tasks), family
-
-
-def test_overlapping_splits_are_rejected(tmp_path: Path) -> None:
-    p = tmp_path / "c.yaml"
-    p.write_text("eval_tasks: [reach-v3]\ntune_tasks: [reach-v3]\n")
-    with pytest.raises(ValueError, match="disjoint"):
-        load_closed_loop_config(p)
-
-
-def test_tuning_grid_drops_invalid_combinations() -> None:
-    grid = TuningConfig(grid={"v_min_fraction": [0.0, 0.9], "v_max_fraction": [0.5, 1.0]})
-    assert grid.candidates() == [
-        {"v_min_fraction": 0.0, "v_max_fraction": 0.5},
-        {"v_min_fraction": 0.0, "v_max_fraction": 1.0},
-        {"v_min_fraction": 0.9, "v_max_fraction": 1.0},
-    ]
-
-
-def _summary(success: float, speedup: float) -> MethodSummary:
-    return MethodSummary(10, round(10 * success), success, (0.0, 1.0), 1 / speedup, speedup, 50.0, 50 / speedup, 0)
-
-
-def test_select_best_takes_the_fastest_within_tolerance_else_the_most_successful() -> None:
-    ref = _summary(1.0, 1.0)
-    cands = [({"a": 1}, _summary(1.0, 1.5)), ({"a": 2}, _summary(0.9, 3.0)), ({"a": 3}, _summary(1.0, 2.0))]
-    assert select_best(ref, cands, 0.0) == ({"a": 3}, True)
-    assert select_best(ref, cands, 0.1) == ({"a": 2}, True)
-    bad = [({"a": 1}, _summary(0.5, 3.0)), ({"a": 2}, _summary(0.8, 1.2))]
-    assert select_best(ref, bad, 0.05) == ({"a": 2}, False)
+        method_from_dict({"name": "x", "kind": "every_step", "extra": 1})
+    spec = method_from_dict({"name": "e", "kind": "ensemble", "k": 2, "horizon": 3, "alpha": 0.0})
+    assert isinstance(spec.build(SchedulerConfig()), Ensemble) and spec.describe()["horizon"] == 3
+    assert isinstance(MethodSpec("f", "fixed_chunk", k=3).build(SchedulerConfig()), FixedChunk)
+    assert type(MethodSpec("s", "every_step").build(SchedulerConfig())) is EveryStep

@@ -54,7 +54,7 @@ def test_report_runs_the_closed_loop_bench_with_machine_date_and_command(tmp_pat
     text = out.read_text()
     assert "| `closed-loop` | ok |" in text
     assert "spvla-bench closed-loop --quick --json" in text and "UTC" in text
-    for method in ("every_step", "fixed_skip_k2", "fixed_skip_k3", "sp_vla_paper", "sp_vla_tuned"):
-        assert f"| {method} |" in text
+    for method in ("every_step", "fixed_chunk_k4", "ensemble", "sp_vla_surprise", "sp_vla_surprise_chunk"):
+        assert f"| {method} | 2 |" in text
     assert (tmp_path / "benchmarks" / "closed-loop.png").stat().st_size > 0
     assert "![closed-loop" in text

@@ -16,6 +16,16 @@ COSINE_EPS = 1e-7
 """Added to the norm product so an all-zero prediction gives similarity 0 instead of NaN (reference value)."""
 
 
+def adaptive_ensemble(preds: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blend predictions for one step, oldest first (m, action_dim), weighing each by ``exp(alpha * cos(pred,
+    newest))``. Returns (blended action (action_dim,), normalised weights (m,))."""
+    ref = preds[-1]
+    cos = preds @ ref / (np.linalg.norm(preds, axis=1) * np.linalg.norm(ref) + COSINE_EPS)
+    w = np.exp(alpha * cos)
+    w /= w.sum()
+    return w @ preds, w
+
+
 class AdaptiveEnsembler:
     """Args:
     horizon: how many successive chunks are blended (CogACT: 7 on Bridge, 2 on Fractal), >= 1.
@@ -53,9 +63,5 @@ class AdaptiveEnsembler:
         n = len(self._chunks)
         # the i-th oldest chunk was predicted n-1-i steps ago: its row n-1-i is its prediction for now
         preds = np.stack([c[n - 1 - i] for i, c in enumerate(self._chunks)])
-        ref = preds[-1]
-        cos = preds @ ref / (np.linalg.norm(preds, axis=1) * np.linalg.norm(ref) + COSINE_EPS)
-        w = np.exp(self.alpha * cos)
-        w /= w.sum()
-        self.last_weights = w
-        return w @ preds
+        action, self.last_weights = adaptive_ensemble(preds, self.alpha)
+        return action
