@@ -1,5 +1,5 @@
-"""The scheduling-modes write-up says what the benchmark JSON it cites says, and the shipped default is
-the mode that JSON selected (regenerate both together: the command is in docs/scheduler_modes.md)."""
+"""The scheduling-modes write-up says what the closed-loop benchmark JSON it cites says, and the shipped default
+follows the rule that JSON applied (regenerate both together: the command is in docs/scheduler_modes.md)."""
 
 import json
 import re
@@ -11,41 +11,45 @@ ROOT = CONFIG_DIR.parent
 DOC = ROOT / "docs" / "scheduler_modes.md"
 RESULT = ROOT / "docs" / "benchmarks" / "json" / "closed-loop-full.json"
 ROW = re.compile(
-    r"^\| \**(\w+)\**(?: \(default\))? \| \**([\d.]+)%\** \| \[[\d., ]+\] \| \**([\d.]+)\** \| \**([\d.]+)x\**"
+    r"^\| \**(\w+)\**(?: \([\w ]+\))? \| (\d+) \| \**([\d.]+)%\** \| \[([\d.]+), ([\d.]+)\] \| \**([\d.]+)\** \|"
+    r" \**([\d.]+)x\**"
 )
 
 
-def _eval_rows() -> dict[str, tuple[float, float, float]]:
+def _eval_rows() -> dict[tuple[str, int], tuple[float, ...]]:
     text = DOC.read_text().split("Evaluation split (reports):", 1)[1].split("![", 1)[0]
-    return {m[1]: (float(m[2]), float(m[3]), float(m[4])) for m in map(ROW.match, text.splitlines()) if m}
+    return {(m[1], int(m[2])): tuple(float(m[i]) for i in range(3, 8)) for m in map(ROW.match, text.splitlines())
+            if m}
 
 
-def test_the_evaluation_table_matches_the_benchmark_json():
+def test_the_evaluation_tables_match_the_benchmark_json():
     payload = json.loads(RESULT.read_text())
+    results = {(r["method"], r["delay_steps"]): r for r in payload["results"]}
     rows = _eval_rows()
-    assert len(rows) >= 10, rows
-    for name, (success, call_fraction, speedup) in rows.items():
-        s = payload["methods"][name]
-        assert success == round(100 * s["success_rate"], 1), name
-        assert call_fraction == round(s["model_call_fraction"], 3), name
-        assert speedup == round(s["speedup"], 2), name
+    assert len(rows) >= 4 * 10, sorted(rows)
+    assert {d for _, d in rows} == set(payload["delays"])
+    for key, (success, lo, hi, call_fraction, speedup) in rows.items():
+        r = results[key]
+        assert success == round(100 * r["success"], 1), key
+        assert (lo, hi) == (round(100 * r["success_ci95"][0], 1), round(100 * r["success_ci95"][1], 1)), key
+        assert call_fraction == round(r["model_call_fraction"], 3), key
+        assert speedup == round(r["speedup"], 2), key
 
 
-def test_the_shipped_default_is_the_mode_the_benchmark_selected_on_the_tuning_split():
-    selection = json.loads(RESULT.read_text())["mode_selection"]
+def test_the_shipped_default_follows_the_selection_in_the_json():
+    payload = json.loads(RESULT.read_text())
+    selection = payload["mode_selection"]
     default = load_scheduler_modes().default
     assert selection["default_mode"] == default
-    assert selection["winner"] == f"sp_vla_{default}" and selection["winner_qualified"]
-    assert selection["default_equals_tuned"]
+    if selection["winner_qualified"]:  # a candidate met the rule on the tuning split: it must be the default
+        assert selection["default_equals_winner"], selection["winner"]
 
 
-def test_the_claim_holds_in_the_json():
-    """Default mode vs fixed skip k=2, 3 on the held-out split: higher speedup, success at least as high;
-    and >= 3x fewer calls than every step with <= 1 point success loss."""
-    methods = json.loads(RESULT.read_text())["methods"]
-    mode = methods[f"sp_vla_{load_scheduler_modes().default}"]
-    for k in (2, 3):
-        skip = methods[f"fixed_skip_k{k}"]
-        assert mode["speedup"] > skip["speedup"] and mode["success_rate"] >= skip["success_rate"]
-    assert mode["speedup"] >= 3.0
-    assert mode["success_rate"] >= methods["every_step"]["success_rate"] - 0.01
+def test_the_goal_verdict_in_the_text_is_the_json_verdict():
+    payload = json.loads(RESULT.read_text())
+    text = DOC.read_text()
+    verdict = "**Goal met" if payload["goal"]["met"] else "**Goal not met"
+    assert verdict in text
+    for d, g in payload["goal"]["per_delay"].items():
+        p = g["paired"]
+        assert f"d = {d}: {p['wins']} wins, {p['losses']} losses (p = {p['p_value']:.3f})" in text
