@@ -43,12 +43,14 @@ from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 from spvla_ros.core.stamps import ns_to_sec_nanosec, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.bringup import share_dir
-from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_scheduler"
 
-# Parameter ranges (rqt sliders; rclpy rejects values outside before the on-set callback runs).
+# Parameter ranges: the span of each rqt slider; declared as the part the config validation accepts (an open
+# bound such as clip_bound > 0 moves inward, nodes/params.py), so rclpy refuses what is outside before the
+# on-set callback runs. Pairs are valid only together: a request holding both sets them together.
 SCHEDULER_FIELDS = (
     "speed_range", "buffer_size", "tau", "v_min", "v_max", "ridge_lambda", "extrapolator", "trend_damping",
     "clip_bound", "cap_step_change", "max_consecutive_extrapolations", "intuitive_test", "fit_history",
@@ -60,7 +62,7 @@ CUSTOM_MODE = "custom"
 MODE_SCALED_FIELDS = {"v_min": "v_min_resolved", "v_max": "v_max_resolved", "clip_bound": "clip_bound_resolved"}
 """Absolute node parameters a mode sets from its fractions of ``speed_range``."""
 SCHEDULER_RANGES = {
-    "speed_range": (1e-6, 10.0),
+    "speed_range": (0.0, 10.0),
     "trend_damping": (0.0, 1.0),
     "max_surprise_fraction": (0.0, 10.0),
     "buffer_size": (2, 64),
@@ -81,6 +83,7 @@ SCHEDULER_DEFAULTS = {
     "clip_bound": _SCHED_DEFAULT.clip_bound_resolved,
 }
 SCHEDULER_NONE_VALUES = {"max_open_loop_s": 0.0, "max_surprise_fraction": 0.0}
+SCHEDULER_PAIRS = (("v_min", "v_max"),)
 
 STREAM_FIELDS = (
     "action_rate_hz", "command_rate_hz", "blend_fraction", "max_linear_speed_mps", "max_angular_speed_radps",
@@ -94,6 +97,7 @@ STREAM_RANGES = {
     "max_angular_speed_radps": (0.0, 2.5),
     "request_timeout_s": (0.01, 60.0),
 }
+STREAM_PAIRS = (("action_rate_hz", "command_rate_hz"),)
 GRIPPER_PREFIX = "gripper."
 GRIPPER_FIELDS = ("threshold", "band", "min_dwell_s", "open_value_is_high")
 GRIPPER_RANGES = {"threshold": (-10.0, 10.0), "band": (0.0, 10.0), "min_dwell_s": (0.0, 60.0)}
@@ -104,7 +108,8 @@ MAPPING_FIELDS = ("action_frame", "frame_rpy", "translation_scale", "rotation_sc
 def scheduler_specs():
     return specs_from_dataclass(
         SchedulerConfig, SCHEDULER_FIELDS, SCHEDULER_RANGES, defaults=SCHEDULER_DEFAULTS,
-        none_values=SCHEDULER_NONE_VALUES,
+        none_values=SCHEDULER_NONE_VALUES, pairs=SCHEDULER_PAIRS,
+        context={"action_rate_hz": StreamConfig().action_rate_hz},  # the node always passes the stream's
     )
 
 
@@ -123,7 +128,7 @@ def mode_values(modes: SchedulerModes, mode: str, speed_range: float) -> dict[st
 
 
 def stream_specs():
-    return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES)
+    return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES, pairs=STREAM_PAIRS)
 
 
 def gripper_specs():
@@ -141,8 +146,10 @@ def ns_to_time(ns: int):
     return Time(sec=sec, nanosec=nanosec)
 
 
-class SchedulerNode(Node):
+class SchedulerNode(PairedParameters, Node):
     """See the module docstring."""
+
+    PARAMETER_PAIRS = SCHEDULER_PAIRS + STREAM_PAIRS
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
