@@ -97,7 +97,6 @@ STREAM_RANGES = {
     "max_angular_speed_radps": (0.0, 2.5),
     "request_timeout_s": (0.01, 60.0),
 }
-STREAM_PAIRS = (("action_rate_hz", "command_rate_hz"),)
 GRIPPER_PREFIX = "gripper."
 GRIPPER_FIELDS = ("threshold", "band", "min_dwell_s", "open_value_is_high")
 GRIPPER_RANGES = {"threshold": (-10.0, 10.0), "band": (0.0, 10.0), "min_dwell_s": (0.0, 60.0)}
@@ -128,7 +127,7 @@ def mode_values(modes: SchedulerModes, mode: str, speed_range: float) -> dict[st
 
 
 def stream_specs():
-    return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES, pairs=STREAM_PAIRS)
+    return specs_from_dataclass(StreamConfig, STREAM_FIELDS, STREAM_RANGES)
 
 
 def gripper_specs():
@@ -149,7 +148,7 @@ def ns_to_time(ns: int):
 class SchedulerNode(PairedParameters, Node):
     """See the module docstring."""
 
-    PARAMETER_PAIRS = SCHEDULER_PAIRS + STREAM_PAIRS
+    PARAMETER_PAIRS = SCHEDULER_PAIRS
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
