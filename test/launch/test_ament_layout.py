@@ -107,3 +107,18 @@ def test_cmake_installs_the_same_executables_and_share_directories_as_setup_py()
     shared = {Path(dest).name for dest, _ in kwargs["data_files"] if dest.startswith("share/spvla/")}
     installed = re.search(r"install\(DIRECTORY ([\w ]+) DESTINATION share/\$\{PROJECT_NAME\}\)", cmake)
     assert installed and set(installed.group(1).split()) == shared
+
+
+def test_an_installed_package_finds_its_config_in_the_share_directory(tmp_path):
+    """colcon (CMakeLists.txt) and a non-editable pip install put the package in
+    ``<prefix>/lib/pythonX.Y/site-packages`` and config/ in ``<prefix>/share/spvla/config``: the core found
+    config/ only next to a source checkout, and the scheduler node died on a ROS install
+    (FileNotFoundError: .../site-packages/config/scheduler.yaml)."""
+    from spvla_ros.core.config_io import CONFIG_DIR, find_config_dir
+
+    assert CONFIG_DIR == ROOT / "config"  # a checkout: its own config/
+    prefix = tmp_path / "install"
+    module = prefix / "lib" / "python3.12" / "site-packages" / "spvla_ros" / "core" / "config_io.py"
+    module.parent.mkdir(parents=True)
+    (prefix / "share" / "spvla" / "config").mkdir(parents=True)
+    assert find_config_dir(module) == prefix / "share" / "spvla" / "config"
