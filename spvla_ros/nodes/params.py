@@ -16,7 +16,7 @@ is an open bound there (``min_keep_ratio`` in (0, 1]) and moves inward by :data:
 span, so rclpy's own range check refuses the bound itself (with "out of range") and every slider
 position is a value the node accepts. A span end refused even then is a bug in the node's table and
 raises at start. Fields valid only together (``v_min <= v_max``) are probed with the partner at the far
-end of its own span.
+end of its own span: their slider positions are accepted where the partner's value allows them.
 
 Pairs: rclpy calls the on-set callback once per parameter for a non-atomic ``set_parameters`` (the
 service sets each parameter of the request alone, in order), so ``v_min`` and ``v_max`` changed in one
