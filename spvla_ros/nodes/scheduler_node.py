@@ -4,7 +4,8 @@ Thin wrapper over :class:`spvla_ros.core.command_stream.CommandStream` (the logi
 
 * subscribes ``ActionChunk`` (policy) and the instruction (a new one restarts the schedule);
 * publishes ``geometry_msgs/TwistStamped`` (EE velocity in ``frame_id``, the FR3 base frame) at
-  ``command_rate_hz``, ``InferenceRequest`` one step ahead of every model step, and ``SchedulerStatus``
+  ``command_rate_hz``, ``InferenceRequest`` one step ahead of a model step, or, when the model is slower
+  than a step, the moment the previous answer lands (from the chunk callback), and ``SchedulerStatus``
   at every action step and whenever a chunk arrives;
 * every scheduler, stream and mapping setting is a parameter with a description and a range, live:
   an invalid combination is rejected by the on-set callback with the reason, the old values stay;
