@@ -354,3 +354,15 @@ def test_before_the_first_instruction_any_digest_is_accepted():
 
 def test_a_chunk_before_the_stream_started_is_refused():
     assert CommandStream().on_chunk(_chunk(T0, 0)) == "stream_not_started"
+
+
+def test_clock_watch_sees_steps_of_the_clock_not_its_slew():
+    from spvla_ros.core.clock_watch import ClockWatch
+
+    watch = ClockWatch(threshold_s=0.1)
+    steady, ros = 0, T0
+    assert watch.check(steady, ros) == 0  # no reference yet
+    for _ in range(100_000):  # NTP slewing at its maximum, 500 ppm, for 1000 s in 10 ms callbacks
+        steady, ros = steady + 10_000_000, ros + 10_005_000
+        assert watch.check(steady, ros) == 0
+    assert watch.check(steady + 10_000_000, ros + 10_000_000 - 2 * NS_PER_S) == -2 * NS_PER_S
