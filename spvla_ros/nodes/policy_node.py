@@ -44,16 +44,22 @@ from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
 from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
-from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
 PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
 PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
+"""Slider spans; declared as the part PruningConfig accepts (min_keep_ratio > 0, v_pmax > v_pmin: params.py)."""
+PRUNING_PAIRS = (("v_pmin", "v_pmax"),)
 WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
 """Bound on waiting for the worker at shutdown (a model call in flight is abandoned: daemon thread)."""
+
+
+def pruning_specs():
+    return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, pairs=PRUNING_PAIRS)
 
 
 class Policy(Protocol):
@@ -74,8 +80,10 @@ class _Job:
     keep_ratio: float
 
 
-class PolicyNode(Node):
+class PolicyNode(PairedParameters, Node):
     """See the module docstring. ``policy`` injects a ready policy (tests); otherwise ``load_policy`` runs."""
+
+    PARAMETER_PAIRS = PRUNING_PAIRS
 
     def __init__(self, policy: Policy | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -99,7 +107,7 @@ class PolicyNode(Node):
         self._max_frame_age_s = self.declare_parameter(
             "max_frame_age_s", 1.0,
             _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
-        self._pruning = ParamGroup(PruningConfig, specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES))
+        self._pruning = ParamGroup(PruningConfig, pruning_specs())
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
         self._pruning_cfg = self._pruning.build(self._pruning.values)

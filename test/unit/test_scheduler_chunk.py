@@ -10,8 +10,8 @@ from spvla_ros.core.extrapolation import EXTRAPOLATOR_NAMES, ChunkExtrapolator, 
 from spvla_ros.core.scheduler import ActionScheduler, Reason
 from spvla_ros.core.scheduler_config import SchedulerConfig
 
-OPEN = dict(buffer_size=2, tau=0.0, v_min_fraction=0.0, v_max_fraction=1.0, intuitive_test="norm",
-            fit_history="model", speed_range=1.0, extrapolator="chunk")
+OPEN = {"buffer_size": 2, "tau": 0.0, "v_min_fraction": 0.0, "v_max_fraction": 1.0, "intuitive_test": "norm",
+            "fit_history": "model", "speed_range": 1.0, "extrapolator": "chunk"}
 
 
 def _rows(n: int, x0: float, gripper: float = 0.7) -> np.ndarray:
