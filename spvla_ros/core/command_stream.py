@@ -10,7 +10,11 @@ stamps (ROS time: the wall clock, or ``/clock`` under sim time), so commands are
 safety node compares them with, and chunk rows are chosen against camera stamps. At the first tick of
 every step the SP-VLA scheduler (:class:`~spvla_ros.core.scheduler.ActionScheduler`) decides the step's action:
 
-* **extrapolate**: the ridge extrapolation of the buffer (paper Eq. 2-4);
+* **extrapolate**: the mode's cheap path: the ridge extrapolation of the buffer (paper Eq. 2-4), another
+  extrapolator of the history, or ``chunk``: the newest chunk's row for this step. Each new chunk is offered
+  to the scheduler (:meth:`ActionScheduler.offer_chunk`) at the first step start after it lands, as its
+  actions for this step and the following ones (chosen by the image stamp as below, resampled at another
+  rate), and again after a live change of the scheduler parameters;
 * **model**: the action of the newest CogACT chunk for this step (:meth:`CommandStream._chunk_action`).
   A chunk predicted from the image taken at ``s`` holds the actions for ``s, s + 1 chunk step, ...``
   (latency compensation: the row is chosen by the image stamp, not by the arrival time). When the chunk's
@@ -382,6 +386,7 @@ class CommandStream:
         mapping = self._mapping_for(mapping_config or self._mapping, stream)
         if scheduler_config is not None:
             self.scheduler.reconfigure(scheduler_config)
+            self._chunk_offered = False  # a new cheap path (e.g. extrapolator: chunk) gets the held chunk
         rates_changed = (stream.action_rate_hz, stream.command_rate_hz) != (
             self._stream.action_rate_hz,
             self._stream.command_rate_hz,
@@ -396,6 +401,7 @@ class CommandStream:
     def _reset_state(self) -> None:
         self._chunk: Chunk | None = None
         self._chunk_used = False
+        self._chunk_offered = False  # the held chunk was offered to the scheduler's cheap path
         self._pending: Request | None = None
         self._request_step: int | None = None  # step during which the last request went out
         self._request_floor = self._next_request_id  # answers to requests below this id are dropped
@@ -465,7 +471,7 @@ class CommandStream:
         if refusal is not None:
             return refusal
         self.counters.chunks_received += 1
-        self._chunk, self._chunk_used = chunk, False
+        self._chunk, self._chunk_used, self._chunk_offered = chunk, False, False
         if self._pending is not None and chunk.request_id >= self._pending.request_id:
             self._pending = None
         return None
@@ -540,6 +546,8 @@ class CommandStream:
 
     # ------------------------------------------------------------------ one action step
     def _start_step(self, now_ns: int, step: int) -> StepReport:
+        if not self._chunk_offered and self._chunk is not None:
+            self._offer_chunk(now_ns)
         decision: Decision = self.scheduler.decide()
         reason = decision.reason.value
         action = None
@@ -578,6 +586,20 @@ class CommandStream:
             self._v_to = np.concatenate([twist.linear, twist.angular])
         return StepReport(now_ns, step, path, reason, decision.intuitive_ratio, decision.speed,
                           None if action is None else action.copy(), chunk_stamp, switched)
+
+    def _offer_chunk(self, now_ns: int) -> None:
+        """Offer the held chunk's actions for this step and the next ones to a ``chunk`` cheap path."""
+        self._chunk_offered = True
+        if self.scheduler.config.extrapolator != "chunk":
+            return
+        rows = []
+        step, start_ns = self._step, now_ns  # this step as the model path reads it (first tick), then step starts
+        while (action := self._chunk_action(start_ns)) is not None:
+            rows.append(action)
+            step += 1
+            start_ns = self._step_start(step)
+        if rows:
+            self.scheduler.offer_chunk(np.array(rows))
 
     def _chunk_action(self, now_ns: int) -> np.ndarray | None:
         """The newest chunk's action for the step starting at ``now_ns`` (model units per stream step), or None."""
