@@ -156,9 +156,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nevaluation split, delay d = {d}:")
         print(format_results(payload["results"], d))
     print("\npaired comparisons on the evaluation split (same episodes; exact McNemar):")
-    print(format_table(["method", "baseline", "d", "wins", "losses", "p", "call frac (method, baseline)"],
-                       [[p["method"], p["baseline"], p["delay_steps"], p["wins"], p["losses"], round(p["p_value"], 4),
-                         f"{p['call_fraction'][0]:.3f}, {p['call_fraction'][1]:.3f}"] for p in payload["paired"]]))
+    print(format_table(["method", "baseline", "matched by", "d", "wins", "losses", "p", "call frac (method, baseline)"],
+                       [[p["method"], p["baseline"], p["matched_by"], p["delay_steps"], p["wins"], p["losses"],
+                         round(p["p_value"], 4), f"{p['call_fraction'][0]:.3f}, {p['call_fraction'][1]:.3f}"]
+                        for p in payload["paired"]]))
     goal = payload["goal"]
     print(f"\ngoal (>= 3x fewer calls, success within {config.selection.success_tolerance:.0%} of every step, "
           f"strictly better than the matched fixed chunk) for {goal['method']} at delays "
@@ -167,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  d={d}: call frac {g['model_call_fraction']:.3f} (budget ok: {g['within_call_budget']}), success "
               f"{100 * g['success']:.1f}% vs every step {100 * g['every_step_success']:.1f}% (ok: "
               f"{g['keeps_success']}), vs {g['matched_fixed_chunk']}: {g['paired']['wins']} wins / "
-              f"{g['paired']['losses']} losses, p = {g['paired']['p_value']:.3f}")
+              f"{g['paired']['losses']} losses, p = {g['paired']['p_value']:.3f} (nearest call fraction: "
+              f"{g['nearest_fixed_chunk']}, {g['paired_nearest']['wins']} / {g['paired_nearest']['losses']}, p = "
+              f"{g['paired_nearest']['p_value']:.3f})")
     if args.json:
         write_json(args.json, payload)
     if args.plot:

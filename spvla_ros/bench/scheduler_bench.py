@@ -46,6 +46,8 @@ SPEED_PERCENTILE = 95.0
 STATELESS_BASELINES = tuple(n for n in HISTORY_EXTRAPOLATOR_NAMES if n != "best_of")
 """Compared on the very same buffers; ``best_of`` learns online, so it is measured only when configured."""
 FIXED_SKIP_KS = (2, 3)
+ORACLE_CHUNK_ROWS = 16
+"""Rows of the oracle chunk offered to a ``chunk`` cheap path in the timing replay (CogACT's chunk length)."""
 BOOTSTRAP_RESAMPLES = 2000
 SWEEP_TAU = (0.0, 1 / 6, 1 / 3, 0.5, 2 / 3)
 SWEEP_V_MIN_FRACTION = (0.0, 0.05, 0.1, 0.25)
@@ -133,6 +135,9 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-stage cost of every step, replayed ``repeats`` times (oracle = the recorded action).
 
+    With ``extrapolator: chunk`` every model step also offers the recorded next ``ORACLE_CHUNK_ROWS`` actions as
+    the chunk (an oracle plan: right for the cost, meaningless for the error), timed with ``commit``.
+
     Returns:
         ``(times_us, extrapolated)``: (repeats, steps, 3) microseconds of decide, extrapolate and commit
         (extrapolate is 0 on model steps), and the (steps,) mask of extrapolated steps.
@@ -142,11 +147,12 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
     steps = sum(len(e) for e in episodes)
     times = np.zeros((repeats, steps, 3), dtype=np.int64)
     extrapolated = np.zeros(steps, dtype=bool)
+    chunked = config.extrapolator == "chunk"
     for r in range(repeats):
         i = 0
         for episode in episodes:
             sched.reset()
-            for recorded in episode:
+            for j, recorded in enumerate(episode):
                 t0 = clock()
                 decision = sched.decide()
                 t1 = clock()
@@ -154,6 +160,8 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
                 t2 = clock()
                 if action is None:
                     sched.commit(recorded, from_model=True)
+                    if chunked and j + 1 < len(episode):
+                        sched.offer_chunk(episode[j + 1 : j + 1 + ORACLE_CHUNK_ROWS])
                 else:
                     sched.commit(action, from_model=False)
                 t3 = clock()
@@ -233,13 +241,19 @@ def _mode_row(kind: str, steps: int, calls: int, extrapolator: str, sq: np.ndarr
 
 
 def mode_rows(episodes: list[np.ndarray], speed_range: float) -> dict[str, dict[str, object]]:
-    """Every scheduling mode of ``config/scheduler_modes.yaml`` and fixed skip k=2, 3, side by side."""
+    """Every scheduling mode of ``config/scheduler_modes.yaml`` and fixed skip k=2, 3, side by side.
+
+    Modes with ``extrapolator: chunk`` are left out: a recorded replay has no model chunk (the recording as the
+    chunk would be an oracle plan); ``spvla-bench closed-loop`` measures them with a learned policy.
+    """
     modes = load_scheduler_modes()
     rows: dict[str, dict[str, object]] = {}
     for k in FIXED_SKIP_KS:
         rows[f"fixed_skip_k{k}"] = replay_fixed_skip(episodes, k)
     for name in modes.names:
         cfg = modes.config(name, speed_range=speed_range)
+        if cfg.extrapolator == "chunk":
+            continue
         r, _ = replay(episodes, cfg)
         rows[name] = _mode_row(
             "mode", r.steps, r.model_calls, cfg.extrapolator, r.sq_error_by_episode[cfg.extrapolator],

@@ -19,6 +19,7 @@ pytest.importorskip("metaworld", reason="needs metaworld (pip install -r require
 
 from spvla_ros.bench.cli import main as bench_main  # noqa: E402
 from spvla_ros.core.scheduler_config import SchedulerConfig  # noqa: E402
+from spvla_ros.core.scheduler_modes import load_scheduler_modes  # noqa: E402
 from spvla_ros.eval.bc_policy import BCPolicyConfig, ChunkPolicy, ChunkPolicyNet, policy_digest  # noqa: E402
 from spvla_ros.eval.bc_training import (  # noqa: E402
     collect_demonstrations,
@@ -132,8 +133,14 @@ def test_bench_commands_write_the_issue_keys(tmp_path: Path) -> None:
     payload = json.loads(out.read_text())
     assert not payload["policy_trained_now"] and png.stat().st_size > 0
     names = set(payload["method_specs"])
-    assert {"every_step", "fixed_chunk_k4", "ensemble", "sp_vla_paper", "sp_vla_surprise_chunk"} <= names
-    assert "sp_vla_surprise" in names  # the shipped default is always evaluated
+    assert {"every_step", "fixed_chunk_k4", "ensemble", "sp_vla_paper", "sp_vla_paper_chunk"} <= names
+    assert f"sp_vla_{load_scheduler_modes().default}" in names  # the shipped default is always evaluated
+    assert {p["matched_by"] for p in payload["paired"]} == {"at_least_as_many_calls", "nearest_call_fraction",
+                                                            "reference"}
+    episodes = payload["episodes"]
+    assert episodes["order"] == [["reach-v3", 0], ["reach-v3", 1]]
+    every = next(r for r in payload["results"] if r["method"] == "every_step" and r["delay_steps"] == 1)
+    assert sum(episodes["by_method"]["every_step"]["1"]["success"]) == every["successes"]
     assert {(r["method"], r["delay_steps"]) for r in payload["results"]} == {(n, d) for n in names for d in (0, 1)}
     for row in payload["results"]:
         assert {"success", "success_ci95", "model_call_fraction", "speedup", "delay_steps", "method"} <= set(row)
@@ -156,8 +163,10 @@ def test_shipped_config_loads_full_and_quick_with_one_policy() -> None:
     assert quick.policy_tasks == full.policy_tasks and quick.policy == full.policy  # the same cached weights
     assert set(quick.eval_tasks) <= set(full.eval_tasks) and set(quick.tune_tasks) <= set(full.tune_tasks)
     kinds = {m.kind for m in full.methods}
-    assert kinds == {"every_step", "fixed_chunk", "ensemble"}
+    assert kinds == {"every_step", "fixed_chunk", "ensemble", "sp_vla"}
+    assert not {m.name for m in full.methods} & {m.name for m in full.sp_vla_specs()}  # reported, never selected
     assert {m.k for m in full.methods if m.kind == "fixed_chunk"} >= {2, 4, 8, 16}
     assert any(v.scheduler.get("extrapolator") == "chunk" for v in full.variants)
+    assert f"sp_vla_{load_scheduler_modes().default}" in {m.name for m in full.sp_vla_specs()}  # a candidate
     with pytest.raises(ValueError, match="disjoint"):
         replace(full, tune_tasks=full.eval_tasks[:1])
