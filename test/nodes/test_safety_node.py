@@ -193,3 +193,46 @@ def test_robot_fault_latches_until_recovery() -> None:
         assert g.node.get_parameter("dry_run").value is True  # recovery never re-arms by itself
     finally:
         g.close()
+
+
+def test_held_target_is_reclamped_by_the_live_pose_and_a_stale_pose_stops() -> None:
+    """Issue 15, item 2 at node level: no new command arrives, only the robot state moves toward the wall
+    (or stops coming); the held target is re-checked every cycle, long before the watchdog would fire."""
+    franka_msgs = pytest.importorskip(
+        "franka_msgs.msg", reason="franka_msgs not built (make setup builds ../shared/franka_msgs into .venv)"
+    )
+    g = Graph(command_timeout_s=5.0)  # the watchdog is far away: only the box and the pose can stop it
+    try:
+        state_pub = g.helper.create_publisher(franka_msgs.FrankaRobotState, topics.ROBOT_STATE, qos.STATUS_QOS)
+        g.wait_for(lambda: state_pub.get_subscription_count() > 0)
+
+        def publish_pose(x: float) -> None:
+            msg = franka_msgs.FrankaRobotState(robot_mode=franka_msgs.FrankaRobotState.ROBOT_MODE_MOVE)
+            msg.o_t_ee.pose.position.x, msg.o_t_ee.pose.position.z = x, 0.5
+            state_pub.publish(msg)
+
+        def hold(x: float, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                publish_pose(x)
+                g.spin_for(0.005)
+
+        publish_pose(0.4)
+        g.spin_for(0.05)
+        g.node.set_parameters([Parameter("dry_run", value=False)])
+        publish_pose(0.4)
+        g.send(vx=0.2)  # one command, held
+        hold(0.4, 0.5)
+        assert g.safe[-1][1][0] == pytest.approx(0.2)
+        hold(0.79, 0.5)  # the live pose is at the wall: the held +x target is clamped, no command needed
+        assert g.safe[-1][1].tolist() == [0.0] * 6
+        assert g.counters()["clamp_workspace"] >= 1 and g.counters()["stop_watchdog"] == 0
+
+        g.send(vx=-0.2)  # back inside is allowed
+        hold(0.79, 0.5)
+        assert g.safe[-1][1][0] == pytest.approx(-0.2)
+        g.spin_for(0.5)  # the robot state stops coming: the target is zeroed
+        assert g.safe[-1][1].tolist() == [0.0] * 6
+        assert g.counters()["stop_stale_pose"] == 1 and g.counters()["stop_watchdog"] == 0
+    finally:
+        g.close()
