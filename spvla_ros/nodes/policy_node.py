@@ -12,8 +12,19 @@
   the image time and carrying the keep ratio, token count and model latency.
 
 A request that finds no frame, or only one older than ``max_frame_age_s`` at the request time, waits
-for the next frame (a newer request replaces it). A bad encoding or a missing instruction gives a logged
-reason and no chunk (the scheduler then keeps waiting with zero velocity and re-requests later).
+for the next frame (a newer request replaces it; the replaced one is counted). A bad encoding or a
+missing instruction gives a logged reason and no chunk (the scheduler then keeps waiting with zero
+velocity and re-requests later).
+
+Stamps (no header value can raise: integer nanoseconds, ``spvla_ros.core.stamps``): a frame stamped
+before the epoch (a negative or int32-wrapped ``sec``) is dropped. A frame stamped more than
+``max_future_stamp_s`` ahead of the node clock never becomes the newest frame: it is held back until the
+clock (or the stamp of a request) reaches it, and dropped if that takes longer than ``max_frame_age_s``
+(one bad stamp cannot freeze the policy's view; a replay that publishes each frame just before moving
+``/clock`` to its stamp still works). An instruction change discards the queued job and the result of
+the one in flight (never published), so no chunk for the old instruction leaves the node; every chunk
+carries the digest of its instruction for the scheduler to check. Every refusal is counted by reason in
+``PolicyStatus`` and logged (rate-limited).
 
 Run: ``ros2 run spvla policy_node --ros-args --params-file config/spvla.yaml -p preset:=tiny``
 """
@@ -42,7 +53,7 @@ from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
 from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
-from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
+from spvla_ros.core.stamps import NS_PER_S, REFUSE_FUTURE_STAMP, REFUSE_NEGATIVE_STAMP, stamp_refusal, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
@@ -54,6 +65,10 @@ WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
 """Bound on waiting for the worker at shutdown (a model call in flight is abandoned: daemon thread)."""
+DROP_LOG_PERIOD_S = 1.0
+"""Refusals are logged at most once per this period per kind (all are counted in PolicyStatus), s."""
+DROP_INSTRUCTION_CHANGED = "instruction_changed"
+DROP_BAD_IMAGE = "bad_image"
 
 
 class Policy(Protocol):
@@ -99,6 +114,10 @@ class PolicyNode(Node):
         self._max_frame_age_s = self.declare_parameter(
             "max_frame_age_s", 1.0,
             _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
+        self._max_future_stamp_s = self.declare_parameter(
+            "max_future_stamp_s", 0.05,
+            _desc("a frame stamped further ahead of the node clock is held back (never the newest frame) "
+                  "until the clock reaches it, s", False, (0.0, 10.0))).value
         self._pruning = ParamGroup(PruningConfig, specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES))
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
@@ -113,8 +132,10 @@ class PolicyNode(Node):
             )
         self._policy = policy
         self._frame: Image | CompressedImage | None = None
+        self._early: tuple[Image | CompressedImage, float] | None = None  # (frame ahead of the clock, arrival s)
         self._instruction: str = self._default_instruction
         self._frame_lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # an instruction change and a chunk's publish never interleave
         self._waiting: InferenceRequest | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -175,46 +196,100 @@ class PolicyNode(Node):
         for p in params:
             if p.name == "max_frame_age_s":
                 self._max_frame_age_s = p.value
+            elif p.name == "max_future_stamp_s":
+                self._max_future_stamp_s = p.value
             elif p.name == "instruction" and p.value:
                 self._set_instruction(p.value)
 
     # ------------------------------------------------------------------ callbacks (cheap)
     def _on_frame(self, msg: Image | CompressedImage) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        refusal = stamp_refusal(stamp_ns, now_ns, self._max_future_stamp_s)
+        if refusal == REFUSE_NEGATIVE_STAMP:
+            self._count_drop(refusal, f"camera frame dropped: stamp {stamp_ns / NS_PER_S:.3f} s is before the epoch")
+            return
         with self._frame_lock:
-            if self._frame is None or stamp_to_ns(msg.header.stamp) >= stamp_to_ns(self._frame.header.stamp):
+            if refusal == REFUSE_FUTURE_STAMP:  # held back: not the newest frame until the clock reaches it
+                if self._early is not None:
+                    self._discard_early("replaced by a later one")
+                self._early = (msg, time.monotonic())
+            elif self._frame is None or stamp_ns >= stamp_to_ns(self._frame.header.stamp):
                 self._frame = msg
-        waiting = self._waiting
-        if waiting is not None and self._frame_refusal(waiting, msg) is None:
-            self._waiting = None
-            self._serve_request(waiting)
+            self._promote_early(now_ns)
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._serve_request(waiting)  # served if this frame made it servable, else it waits again
+
+    def _promote_early(self, reference_ns: int) -> None:
+        """Make the held-back frame the newest one once ``reference_ns`` has reached its stamp (lock held)."""
+        if self._early is None:
+            return
+        frame, arrived_s = self._early
+        stamp_ns = stamp_to_ns(frame.header.stamp)
+        if self._frame is not None and stamp_ns <= stamp_to_ns(self._frame.header.stamp):
+            self._discard_early("a newer frame arrived first")
+        elif time.monotonic() - arrived_s > self._max_frame_age_s:
+            self._discard_early(f"the clock did not reach it within max_frame_age_s = {self._max_frame_age_s} s")
+        elif stamp_refusal(stamp_ns, reference_ns, self._max_future_stamp_s) is None:
+            self._frame, self._early = frame, None
+
+    def _discard_early(self, why: str) -> None:
+        frame, _ = self._early
+        self._early = None
+        ahead_s = (stamp_to_ns(frame.header.stamp) - self.get_clock().now().nanoseconds) / NS_PER_S
+        self._count_drop(REFUSE_FUTURE_STAMP, f"camera frame stamped {ahead_s:.3f} s in the future never used "
+                         f"({why}; max_future_stamp_s = {self._max_future_stamp_s})")
+
+    def _count_drop(self, reason: str, message: str) -> None:
+        """Count a refusal by reason (PolicyStatus) and log it, rate-limited."""
+        n = self.drops.count(reason)
+        self.get_logger().warning(f"{message} [{reason}: {n} so far]", throttle_duration_sec=DROP_LOG_PERIOD_S)
 
     def _on_instruction(self, msg: String) -> None:
         self._set_instruction(msg.data)
 
     def _set_instruction(self, text: str) -> None:
-        if text != self._instruction:
+        with self._publish_lock:
+            if text == self._instruction:
+                return
             self._instruction = text
-            self._policy.reset()
-            self.get_logger().info(f"instruction: {instruction_for_log(text)}")
+            # Nothing computed for the old instruction may leave the node: drop the queued job, and the
+            # in-flight one is checked against the instruction before it is published (same lock).
+            try:
+                self._jobs.get_nowait()
+                self.jobs_replaced += 1
+            except queue.Empty:
+                pass
+            self._waiting = None
+        self._policy.reset()
+        self.get_logger().info(f"instruction: {instruction_for_log(text)}")
 
     def _on_request(self, request: InferenceRequest) -> None:
         self.requests_received += 1
         self._serve_request(request)
 
     def _serve_request(self, request: InferenceRequest) -> None:
+        request_ns = stamp_to_ns(request.header.stamp)
+        if request_ns < 0:
+            self._count_drop(REFUSE_NEGATIVE_STAMP, f"inference request {request.request_id} dropped: stamp "
+                             f"{request_ns / NS_PER_S:.3f} s is before the epoch")
+            return
         with self._frame_lock:
+            # A frame held back for its stamp is usable once the clock or this request has reached it.
+            self._promote_early(max(self.get_clock().now().nanoseconds, request_ns))
             frame = self._frame
         refusal = self._refusal(request, frame)
         if refusal is not None and refusal == self._frame_refusal(request, frame):
             # No usable frame yet: the request waits for the next frame (a newer request replaces it).
-            self._waiting = request
+            replaced, self._waiting = self._waiting, request
+            if replaced is not None and replaced is not request:
+                self._count_drop(refusal[0], f"inference request {replaced.request_id} never served: {refusal[1]}")
             self.get_logger().info(f"inference request {request.request_id} waits for a frame: {refusal[1]}",
-                                   throttle_duration_sec=1.0)
+                                   throttle_duration_sec=DROP_LOG_PERIOD_S)
             return
         if refusal is not None:
-            self.drops.count(refusal[0])
-            self.get_logger().warning(f"inference request {request.request_id} not served: {refusal[1]}",
-                                      throttle_duration_sec=1.0)
+            self._count_drop(refusal[0], f"inference request {request.request_id} not served: {refusal[1]}")
             return
         cfg = self._pruning_cfg
         keep = keep_ratio_for_speed(max(0.0, float(request.speed)), cfg.v_pmin, cfg.v_pmax, cfg.min_keep_ratio)
@@ -258,8 +333,7 @@ class PolicyNode(Node):
             except Exception as exc:  # noqa: BLE001 - a bad frame or model error must not kill the worker
                 if self._stop.is_set():
                     return
-                self.drops.count("inference_failed")
-                self.get_logger().error(f"inference for request {job.request.request_id} failed: {exc}")
+                self._count_drop("inference_failed", f"inference for request {job.request.request_id} failed: {exc}")
             finally:
                 self._busy = False
             if not self._stop.is_set():
@@ -267,10 +341,14 @@ class PolicyNode(Node):
 
     def _serve(self, job: _Job) -> None:
         frame = job.frame
-        if isinstance(frame, CompressedImage):
-            rgb = compressed_to_rgb(frame.format, frame.data)
-        else:
-            rgb = image_to_rgb(frame.height, frame.width, frame.encoding, frame.step, frame.data)
+        try:
+            if isinstance(frame, CompressedImage):
+                rgb = compressed_to_rgb(frame.format, frame.data)
+            else:
+                rgb = image_to_rgb(frame.height, frame.width, frame.encoding, frame.step, frame.data)
+        except ValueError as exc:
+            self._count_drop(DROP_BAD_IMAGE, f"inference request {job.request.request_id} not served: {exc}")
+            return
         t0 = time.perf_counter()
         out = self._policy.predict_chunk(rgb, job.instruction, keep_ratio=job.keep_ratio)
         latency_s = time.perf_counter() - t0
@@ -290,10 +368,15 @@ class PolicyNode(Node):
         msg.num_vision_tokens = int(getattr(out, "num_vision_tokens", 0))
         msg.model_latency_s = float(getattr(out, "latency_s", latency_s))
         msg.action_rate_hz = float(self._policy.action_rate_hz)
-        if self._stop.is_set():
-            return
-        self._chunk_pub.publish(msg)
-        self.chunks_published += 1
+        with self._publish_lock:
+            if self._stop.is_set():
+                return
+            if job.instruction != self._instruction:
+                self._count_drop(DROP_INSTRUCTION_CHANGED, f"chunk for request {job.request.request_id} not "
+                                 f"published: the instruction changed while the model ran")
+                return
+            self._chunk_pub.publish(msg)
+            self.chunks_published += 1
 
     def destroy_node(self) -> None:
         self._stop.set()
