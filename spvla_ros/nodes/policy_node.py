@@ -216,6 +216,11 @@ class PolicyNode(Node):
                 self._early = (msg, time.monotonic())
             elif self._frame is None or stamp_ns >= stamp_to_ns(self._frame.header.stamp):
                 self._frame = msg
+            elif stamp_refusal(stamp_to_ns(self._frame.header.stamp), now_ns, self._max_future_stamp_s):
+                # The newest frame is ahead of the clock (promoted by a request stamped ahead): a frame of
+                # now wins over it, so it cannot hold the view.
+                self._count_drop(REFUSE_FUTURE_STAMP, "newest camera frame is ahead of the clock: replaced")
+                self._frame = msg
             self._promote_early(now_ns)
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
@@ -275,9 +280,13 @@ class PolicyNode(Node):
             self._count_drop(REFUSE_NEGATIVE_STAMP, f"inference request {request.request_id} dropped: stamp "
                              f"{request_ns / NS_PER_S:.3f} s is before the epoch")
             return
+        now_ns = self.get_clock().now().nanoseconds
         with self._frame_lock:
-            # A frame held back for its stamp is usable once the clock or this request has reached it.
-            self._promote_early(max(self.get_clock().now().nanoseconds, request_ns))
+            # A frame held back for its stamp is usable once the clock, or this request, has reached it (a
+            # replay's request can be ahead of this node's /clock by a step; never trusted further than
+            # max_frame_age_s ahead).
+            lead_ns = request_ns - now_ns
+            self._promote_early(request_ns if 0 < lead_ns <= self._max_frame_age_s * NS_PER_S else now_ns)
             frame = self._frame
         refusal = self._refusal(request, frame)
         if refusal is not None and refusal == self._frame_refusal(request, frame):

@@ -51,6 +51,9 @@ def test_a_frame_from_the_future_never_becomes_the_newest(graph) -> None:
     now = _now_s(node)
     img_pub.publish(_image(now + HOUR_S, value=(255, 0, 0)))  # one frame stamped an hour ahead
     graph.spin_for(0.2)
+    req_pub.publish(_request(99, now + HOUR_S, 0.0))  # and a request stamped with it: not trusted that far
+    graph.spin_for(0.2)
+    assert node._frame is None
     for k in range(3):  # real frames keep coming; each request must be served with a real one
         t = _now_s(node)
         _send_frame(graph, node, img_pub, _image(t))
@@ -140,3 +143,22 @@ def test_a_waiting_request_replaced_by_a_newer_one_is_counted(graph) -> None:
     img_pub.publish(_image(t))
     assert graph.spin_until(lambda: len(chunks) == 1)
     assert chunks[0].request_id == 2
+
+
+def test_a_frame_promoted_ahead_of_the_clock_loses_to_a_frame_of_now(graph) -> None:
+    """A frame and a request both stamped 0.5 s ahead (within max_frame_age_s): the frame is used for that
+    request, but the next frame of now replaces it (counted), so it cannot hold the view."""
+    node, chunks, img_pub, req_pub = _setup(graph, FakePolicy())
+    node._instruction = "pick up the cup"
+    status = _status_sub(graph)
+    ahead = _now_s(node) + 0.5
+    img_pub.publish(_image(ahead))
+    assert graph.spin_until(lambda: node._early is not None)
+    req_pub.publish(_request(1, ahead, 0.0))
+    assert graph.spin_until(lambda: len(chunks) == 1)
+    t = _now_s(node)
+    _send_frame(graph, node, img_pub, _image(t))
+    assert graph.spin_until(lambda: _drops(status).get("future_stamp", 0) == 1)
+    req_pub.publish(_request(2, t, 0.0))
+    assert graph.spin_until(lambda: len(chunks) == 2)
+    assert abs(chunks[1].header.stamp.sec + chunks[1].header.stamp.nanosec / NS_PER_S - t) < 1e-3
