@@ -78,6 +78,7 @@ def test_adversarial_streams_cause_no_reflex_with_the_layer(backend) -> None:
             # Robot time (1 ms per cycle): independent of how late the host serves the cycles.
             stop = (f"stop {result.stop_time_s:.3f} s robot time, {result.stop_cycles} cycles, "
                     f"{result.stop_time_wall_s:.3f} s wall clock")
+            print(f"killed_upstream: {stop}")  # shown with -s: the wall-clock figure beside robot time
             assert config.command_timeout_s <= result.stop_time_s, stop  # the watchdog did not fire early
             assert result.stop_time_s <= config.command_timeout_s + braking_s + 0.05, stop
             assert result.counters["stop_watchdog"] == 1
