@@ -4,7 +4,8 @@ generated test pattern), with the dataset's recorded actions and instructions wh
 Topics (``spvla_ros.nodes.topics``): ``IMAGE`` (sensor_msgs/Image rgb8, frame ``camera``),
 ``INSTRUCTION`` (std_msgs/String, at each episode start) and ``RECORDED_ACTION`` (spvla/msg/ActionChunk,
 1 row, source ``recorded``, stamped like the frame it belongs to). Stamps start at ``start_s`` (default
-1000 s; simulated time 0 means "no clock yet" in ROS) and advance by ``1 / rate_hz``.
+1000 s; simulated time 0 means "no clock yet" in ROS) and advance by ``1 / rate_hz``. Each topic's
+``offered_qos_profiles`` is the profile the spvla nodes use for it (``ros2 bag play`` replays with it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from spvla_ros.bag.bag_qos import bag_qos, topic_qos
 from spvla_ros.bag.typestore import spvla_typestore
 from spvla_ros.core.image_convert import check_rgb, rgb_to_image_fields
+from spvla_ros.core.instruction import instruction_digest
 from spvla_ros.nodes import topics
 
 NS_PER_S = 1_000_000_000
@@ -115,10 +118,12 @@ def write_bag(out: str | Path, rec: Recording, start_s: float = DEFAULT_START_S,
     Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
     n = 0
     with Writer(Path(out), version=9, storage_plugin=STORAGES[storage]) as writer:
-        c_img = writer.add_connection(topics.IMAGE, Image.__msgtype__, typestore=ts)
-        c_ins = writer.add_connection(topics.INSTRUCTION, String.__msgtype__, typestore=ts)
-        c_act = writer.add_connection(topics.RECORDED_ACTION, Chunk.__msgtype__, typestore=ts) \
-            if rec.actions is not None else None
+        def connect(topic: str, msgtype: str):
+            return writer.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=[bag_qos(topic_qos(topic))])
+
+        c_img = connect(topics.IMAGE, Image.__msgtype__)
+        c_ins = connect(topics.INSTRUCTION, String.__msgtype__)
+        c_act = connect(topics.RECORDED_ACTION, Chunk.__msgtype__) if rec.actions is not None else None
         last_instruction = None
         for _ in range(repeat):
             for i, frame in enumerate(rec.frames):
@@ -132,7 +137,8 @@ def write_bag(out: str | Path, rec: Recording, start_s: float = DEFAULT_START_S,
                             data=np.frombuffer(data, dtype=np.uint8))
                 writer.write(c_img, t_ns, ts.serialize_cdr(img, Image.__msgtype__))
                 if c_act is not None:
-                    act = Chunk(header=header, request_id=0, rows=1, cols=7,
+                    digest = instruction_digest(rec.instructions[i]) if rec.instructions is not None else ""
+                    act = Chunk(header=header, request_id=0, instruction_digest=digest, rows=1, cols=7,
                                 data=np.asarray(rec.actions[i], dtype=np.float32), source="recorded",
                                 keep_ratio=1.0, num_vision_tokens=0, model_latency_s=0.0,
                                 action_rate_hz=float(rec.rate_hz))

@@ -55,12 +55,14 @@ from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
 from spvla_ros.core.stamps import NS_PER_S, REFUSE_FUTURE_STAMP, REFUSE_NEGATIVE_STAMP, stamp_refusal, stamp_to_ns
 from spvla_ros.nodes import qos, topics
-from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
 PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
 PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
+"""Slider spans; declared as the part PruningConfig accepts (min_keep_ratio > 0, v_pmax > v_pmin: params.py)."""
+PRUNING_PAIRS = (("v_pmin", "v_pmax"),)
 WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
@@ -69,6 +71,10 @@ DROP_LOG_PERIOD_S = 1.0
 """Refusals are logged at most once per this period per kind (all are counted in PolicyStatus), s."""
 DROP_INSTRUCTION_CHANGED = "instruction_changed"
 DROP_BAD_IMAGE = "bad_image"
+
+
+def pruning_specs():
+    return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, pairs=PRUNING_PAIRS)
 
 
 class Policy(Protocol):
@@ -89,8 +95,10 @@ class _Job:
     keep_ratio: float
 
 
-class PolicyNode(Node):
+class PolicyNode(PairedParameters, Node):
     """See the module docstring. ``policy`` injects a ready policy (tests); otherwise ``load_policy`` runs."""
+
+    PARAMETER_PAIRS = PRUNING_PAIRS
 
     def __init__(self, policy: Policy | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -118,7 +126,7 @@ class PolicyNode(Node):
             "max_future_stamp_s", 0.05,
             _desc("a frame stamped further ahead of the node clock is held back (never the newest frame) "
                   "until the clock reaches it, s", False, (0.0, 10.0))).value
-        self._pruning = ParamGroup(PruningConfig, specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES))
+        self._pruning = ParamGroup(PruningConfig, pruning_specs())
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
         self._pruning_cfg = self._pruning.build(self._pruning.values)
