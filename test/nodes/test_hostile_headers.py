@@ -1,6 +1,6 @@
 """No header value can raise in any node (issue 15, item 3): real messages with hostile headers are published
-to the running safety, policy and gripper nodes (one executor; a callback that raised would fail the spin
-here), and the graph keeps working afterwards.
+to the running safety, policy, gripper and scheduler nodes (one executor; a callback that raised would fail
+the spin here), and the graph keeps working afterwards.
 
 Hostile stamps: ``sec = -1``; 2100-01-01 serialised as int32 (wraps negative); ``nanosec`` at its
 maximum; the int32 extremes. Frames: empty and 1 KiB of garbage. Regression pinned: ``sec = -1`` on a
@@ -115,3 +115,53 @@ def test_stamp_helpers_never_raise(stamp) -> None:
 
     ns = stamp_to_ns(Time(sec=stamp[0], nanosec=stamp[1]))
     stamp_refusal(ns, 0, 0.05, 0.5)  # any int gives a reason or None
+
+
+def test_hostile_chunks_and_clocks_kill_nothing_in_the_scheduler(graph) -> None:
+    """The scheduler's inputs (after the issue-19 merge): ActionChunk with every hostile stamp and garbage
+    data, and /clock with hostile stamps on sim time; the stream keeps going, finite, and drops are counted."""
+    import array
+
+    from rosgraph_msgs.msg import Clock
+    from spvla.msg import SchedulerStatus
+
+    from spvla_ros.nodes.scheduler_node import SchedulerNode
+
+    wall = graph.add(SchedulerNode(context=graph.context))
+    peer = graph.add(rclpy.create_node("hostile_peer", context=graph.context))
+    chunk_pub = peer.create_publisher(ActionChunk, topics.ACTION_CHUNK, qos.CHUNK_QOS)
+    cmds, status = [], []
+    peer.create_subscription(TwistStamped, topics.CMD_TWIST, cmds.append, qos.COMMAND_QOS)
+    peer.create_subscription(SchedulerStatus, topics.SCHEDULER_STATUS, status.append, qos.STATUS_QOS)
+    assert graph.spin_until(lambda: chunk_pub.get_subscription_count() > 0 and len(cmds) > 5)
+    good = np.tile([0.01, 0, 0, 0, 0, 0, 1.0], (16, 1)).astype(np.float32).ravel()
+    garbage = (
+        (16, 7, good), (16, 7, np.full(16 * 7, np.nan, np.float32)), (2**31, 7, good), (0, 0, np.zeros(0, np.float32)),
+        (16, 7, np.full(16 * 7, np.float32(3.4e38))),
+    )
+    for sec, nanosec in HOSTILE_STAMPS:
+        for rows, cols, data in garbage:
+            chunk = _stamped(ActionChunk(request_id=2**64 - 1, rows=rows, cols=cols, action_rate_hz=float("nan"),
+                                         data=array.array("f", data.tobytes()), keep_ratio=float("inf")),
+                             sec, nanosec)
+            chunk_pub.publish(chunk)
+            graph.spin_for(0.01)
+    n = len(cmds)
+    graph.spin_for(0.3)
+    assert len(cmds) > n + 10, "the command stream stopped"
+    assert all(np.isfinite([c.twist.linear.x, c.twist.linear.y, c.twist.linear.z, c.twist.angular.x,
+                            c.twist.angular.y, c.twist.angular.z]).all() for c in cmds)
+    assert graph.spin_until(lambda: status and sum(status[-1].drop_counts) >= len(HOSTILE_STAMPS))
+    graph.executor.remove_node(wall)
+    wall.destroy_node()
+    graph.nodes.remove(wall)
+
+    sim = graph.add(SchedulerNode(context=graph.context, parameter_overrides=[Parameter("use_sim_time", value=True)]))
+    clock_pub = peer.create_publisher(Clock, topics.CLOCK, 10)
+    assert graph.spin_until(lambda: clock_pub.get_subscription_count() > 0)
+    for sec, nanosec in HOSTILE_STAMPS:
+        clock_pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+        graph.spin_for(0.02)
+    now = 1_000 * NS_PER_S
+    clock_pub.publish(Clock(clock=Time(sec=now // NS_PER_S)))
+    assert graph.spin_until(lambda: sim.core.processed_until_ns == now)  # still following /clock
