@@ -301,3 +301,29 @@ def test_gripper_command_vetoed_while_disarmed_is_relayed_once_on_arming(graph: 
     graph.node.set_parameters([Parameter("dry_run", value=False)])
     graph.spin_for(0.1)
     assert relayed == ["closed", "open", "closed"]
+
+
+@pytest.mark.parametrize("during", ["nothing", "estop", "arm_request"])
+def test_wind_down_ramps_to_exact_zero_whatever_happens_meanwhile(graph: Graph, during: str) -> None:
+    """The stop path of SIGINT/SIGTERM (spin.wind_down on a spinning executor): arming is refused while it
+    runs, an e-stop meanwhile changes nothing for the worse, and the last twist out is an exact zero."""
+    from spvla_ros.nodes.spin import wind_down
+
+    graph.node.set_parameters([Parameter("dry_run", value=False)])
+    graph.stream(0.5, vx=0.3)
+    assert graph.safe[-1][1][0] == pytest.approx(0.3)
+    graph.node.begin_wind_down("test")
+    if during == "estop":
+        graph.estop_pub.publish(Bool(data=True))
+    elif during == "arm_request":
+        response = graph.call(SetBool, "arm", SetBool.Request(data=True))
+        assert not response.success and "shutting down" in response.message
+        assert not graph.node.set_parameters([Parameter("dry_run", value=False)])[0].successful
+    n = len(graph.safe)
+    wind_down(graph.executor, [graph.node], "test")  # begin again: idempotent
+    assert graph.node.wind_down_done()
+    graph.spin_for(0.1)
+    assert len(graph.safe) > n + 5  # a ramp, not a step
+    assert graph.safe[-1][1].tolist() == [0.0] * 6
+    vx = np.array([v[0] for _, v in graph.safe[n - 1:]])
+    assert np.all(np.diff(vx) <= 1e-12)  # monotone down, never back up
