@@ -392,7 +392,7 @@ class SafetyNode(Node):
             self._published_zero = True
         if not self._safe_pub.wait_for_all_acked(Duration(seconds=FINAL_ZERO_ACK_TIMEOUT_S)):
             self.get_logger().warning("the final zero was not acknowledged by every subscriber")
-        self.get_logger().info("stopped: the last safe twist sent is an exact zero")
+        self.get_logger().info("stopped at rest (any twist sent last was an exact zero)")
 
     def shutdown(self) -> None:
         """Wind down without an executor (tests, scripts): ramp to zero, publishing, then the final zero."""
