@@ -2,7 +2,8 @@
 
 Stages, each timed (``stage_ms``):
 
-1. ``vision``: resize to 224x224 (cv2), normalize per tower, DINOv2 and SigLIP up to their second-to-last block.
+1. ``vision``: resize to 224x224 (``resize_interpolation``, default PIL bicubic as the official
+   ``predict_action``), normalize per tower, DINOv2 and SigLIP up to their second-to-last block.
 2. ``pruning`` (only when ``keep_ratio < 1``): DINOv2's last-block attention -> AccuAttn scores, Canny patch mask
    of the same 224x224 image, :func:`select_tokens`; the *same* indices are applied to the fused DINOv2+SigLIP
    patch features before the projector.
@@ -25,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from spvla_ros.core.policy.checkpoint import load_weights
 from spvla_ros.core.policy.diffusion import DDIMSchedule
@@ -38,7 +40,7 @@ from spvla_ros.core.policy.normalization import (
     select_statistics,
     unnormalize_actions,
 )
-from spvla_ros.core.policy.policy_config import PolicyConfig, load_policy_config
+from spvla_ros.core.policy.policy_config import RESIZE_INTERPOLATIONS, PolicyConfig, load_policy_config
 from spvla_ros.core.policy.presets import IMAGE_SIZE_PX, PATCH_SIZE_PX, PolicyPreset, get_preset
 from spvla_ros.core.policy.prompt import LlamaPromptTokenizer, PromptTokenizer, WordHashTokenizer
 
@@ -46,7 +48,7 @@ STAGES = ("vision", "pruning", "llm", "action_head")
 """Keys of :attr:`PolicyOutput.stage_ms`, in pipeline order."""
 MS_PER_S = 1000.0
 RGB_CHANNELS = 3
-_CV2_INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+_CV2_INTERPOLATION = {"cv2_area": cv2.INTER_AREA, "cv2_linear": cv2.INTER_LINEAR, "cv2_cubic": cv2.INTER_CUBIC}
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,22 @@ def validate_image(image: object) -> np.ndarray:
     if min(image.shape[:2]) < PATCH_SIZE_PX:
         raise ValueError(f"image must be at least {PATCH_SIZE_PX}x{PATCH_SIZE_PX} px, got {image.shape[:2]}")
     return image
+
+
+def resize_to_224(image: np.ndarray, interpolation: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (224, 224, 3) uint8 RGB, squashed (no crop, as Prismatic's ``resize-naive``).
+
+    ``interpolation`` is one of :data:`RESIZE_INTERPOLATIONS`; a 224x224 frame is returned unchanged (torchvision's
+    ``Resize`` does the same for a PIL image already at the target size).
+    """
+    if image.shape[:2] == (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
+        return np.ascontiguousarray(image)
+    if interpolation == "pil_bicubic":
+        resized = Image.fromarray(image).resize((IMAGE_SIZE_PX, IMAGE_SIZE_PX), Image.Resampling.BICUBIC)
+        return np.array(resized)  # writable (torch.from_numpy warns on read-only buffers)
+    if interpolation not in _CV2_INTERPOLATION:
+        raise ValueError(f"resize_interpolation must be one of {RESIZE_INTERPOLATIONS}, got {interpolation!r}")
+    return cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=_CV2_INTERPOLATION[interpolation])
 
 
 class CogACTPolicy:
@@ -168,12 +186,8 @@ class CogACTPolicy:
         return ids
 
     def image_224(self, image: np.ndarray) -> np.ndarray:
-        """The (224, 224, 3) uint8 RGB image both encoders and Canny see."""
-        validate_image(image)
-        if image.shape[:2] == (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
-            return np.ascontiguousarray(image)
-        interp = _CV2_INTERPOLATION[self.config.resize_interpolation]
-        return cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=interp)
+        """The (224, 224, 3) uint8 RGB image both encoders and Canny see (``config.resize_interpolation``)."""
+        return resize_to_224(validate_image(image), self.config.resize_interpolation)
 
     def _predict(
         self, image: np.ndarray, instruction: str, keep_ratio: float, run_pruning: bool | None
@@ -298,7 +312,7 @@ def build_model(
 
 
 def load_policy(
-    preset: str = "tiny",
+    preset: str | PolicyPreset = "tiny",
     checkpoint: str | Path | None = None,
     device: str = "cpu",
     unnorm_key: str | None = None,
@@ -307,11 +321,13 @@ def load_policy(
     config: PolicyConfig | None = None,
     pruning_config: object | None = None,
     tokenizer_dir: str | Path | None = None,
+    dtype: torch.dtype | None = None,
 ) -> CogACTPolicy:
     """Build a :class:`CogACTPolicy`.
 
     Args:
-        preset: architecture, ``tiny`` or ``cogact-base``.
+        preset: architecture, ``tiny`` or ``cogact-base`` (or a :class:`PolicyPreset`, e.g. a reduced-depth
+            variant for parity checks).
         checkpoint: local checkpoint (official CogACT run directory or .pt, or our format); None = random init
             with identity action statistics (key ``identity``).
         device: ``cpu`` (fp32) or ``cuda[:N]`` (bf16); explicit, never guessed.
@@ -321,15 +337,17 @@ def load_policy(
         pruning_config: a ``spvla_ros.core.pruning.PruningConfig``; default its defaults.
         tokenizer_dir: local Llama-2 tokenizer directory for ``llama`` presets with real weights; default: the
             checkpoint directory.
+        dtype: weight precision; default :func:`dtype_for` the device (``torch.bfloat16`` on CPU runs the GPU's
+            bf16 path, for measuring its error).
 
     Raises:
         ValueError: unknown preset/device/unnorm_key (with the available keys); CheckpointError (a ValueError)
             for a checkpoint that does not match; FileNotFoundError for missing files.
     """
-    spec = get_preset(preset)
+    spec = preset if isinstance(preset, PolicyPreset) else get_preset(preset)
     dev = resolve_device(device)
     cfg = config if config is not None else load_policy_config()
-    model = build_model(spec, dev, seed)
+    model = build_model(spec, dev, seed, dtype)
     if checkpoint is None:
         stats = {IDENTITY_STATS_KEY: {"action": _stats_dict(identity_statistics(spec.action_dim))}}
         tokenizer: PromptTokenizer = WordHashTokenizer(spec.llm.vocab_size)
