@@ -17,8 +17,10 @@ or the official code, it only reads what this script writes. Facts it relies on:
 2. randomises the parameters a fresh init leaves trivial (constant or ~0: timm layer scales, cls/register
    tokens, norm weights, zero biases, the DiT's zero final layer), so a wrong key mapping shows in the outputs;
 3. saves it in the release layout (``checkpoints/<name>.pt`` = ``{"model": {section: state_dict}}``,
-   ``config.json``, ``dataset_statistics.json``), frees it and reloads the folder with the official
-   ``load_vla`` (``torch.load`` with ``mmap=True`` to bound memory; same tensors);
+   ``config.json``, ``dataset_statistics.json``); with ``--reload`` frees it and reloads the folder with the
+   official ``load_vla`` (``torch.load`` with ``mmap=True`` to bound memory; same tensors), which proves the
+   folder is what the official loader expects (the suite skips this second build for time; the benchmark
+   does it);
 4. for every frame of ``--inputs`` calls the official ``predict_action`` (``unnorm_key``, CFG 1.5, DDIM 10,
    ``torch.manual_seed(--seed)`` first) and records every stage through hooks, without changing any of them,
    except that the DDIM output handed to the un-normalisation is multiplied by a recorded ``scale``
@@ -31,7 +33,8 @@ Stages in the output .npz, per frame ``<name>``: ``<name>.input_ids``, ``.pixel_
 patches), ``.projector``, ``.llm_inputs_embeds``, ``.cognition``, ``.noise``, ``.eps_x``/``.eps_t``/``.eps`` (one
 row per DDIM step: the conditional half of the CFG batch, its timestep, the guided noise prediction),
 ``.ddim`` (raw sampler output, 16x7), ``.scale``, ``.actions`` and ``.normalized_actions`` (``predict_action``'s
-return values); plus ``prompt_ids.json`` beside it. ``meta.json`` holds sizes, timings and the seed.
+return values); plus ``prompt_ids.json`` beside it. ``meta.json`` holds sizes, timings and the seed. Progress
+goes to stdout as ``PROGRESS <done>/<total> <what>`` lines (spvla's harness turns them into a progress bar).
 
 ``prompt-ids``: only step 5, on a small model (the tokenizer path is the same), writing JSON.
 
@@ -292,41 +295,70 @@ def _read_inputs(path: Path) -> tuple[dict, dict]:
     return frames, statistics
 
 
+class Progress:
+    """``PROGRESS <done>/<total> <what>`` lines on stdout, and the seconds each step took."""
+
+    def __init__(self, steps: list[str]) -> None:
+        self.steps = steps
+        self.done = 0
+        self.times_s: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._say()
+
+    def _say(self) -> None:
+        what = self.steps[self.done] if self.done < len(self.steps) else "done"
+        print(f"PROGRESS {self.done}/{len(self.steps)} {what}", flush=True)
+
+    def step(self) -> None:
+        now = time.perf_counter()
+        self.times_s[self.steps[self.done]] = round(now - self._t, 3)
+        self._t = now
+        self.done += 1
+        self._say()
+
+
 def cmd_build_run(args) -> int:
     import numpy as np
     import torch
+    from PIL import Image
 
-    times = {}
-    t0 = time.perf_counter()
-    _import_official(args.third_party, args.vision_depth)
     frames, statistics = _read_inputs(args.inputs)
+    steps = ["import official code", "build official model", "save release layout"]
+    steps += ["reload with load_vla"] if args.reload else []
+    steps += [f"predict_action {name}" for name in frames] + ["prompt ids"]
+    progress = Progress(steps)
+    _import_official(args.third_party, args.vision_depth)
+    import vla  # noqa: F401  (the import cost is its own step)
+
+    progress.step()
     _point_llm_at(_hf_folder(args.run_dir / "hf-llama", args.tokenizer, args.llm_layers, args.llm_mlp))
     torch.manual_seed(args.seed)
     model = build_official(args.dit, statistics)
     randomised = randomise_trivial(model, args.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    times["build_s"] = time.perf_counter() - t0
+    progress.step()
     pt = save_release(model, args.run_dir, args.dit, statistics)
-    del model
-    gc.collect()
-    times["save_s"] = time.perf_counter() - t0 - times["build_s"]
-    t1 = time.perf_counter()
-    vla = load_release(pt, args.dit)
-    times["load_vla_s"] = time.perf_counter() - t1
-    recorder = StageRecorder(vla, args.ddim_steps)
-    t2 = time.perf_counter()
-    arrays = _run_frames(recorder, frames, args)
-    times["predict_s"] = time.perf_counter() - t2
-    from PIL import Image
-
+    progress.step()
+    if args.reload:
+        del model
+        gc.collect()
+        model = load_release(pt, args.dit)
+        progress.step()
+    recorder = StageRecorder(model.eval(), args.ddim_steps)
+    arrays = {}
+    for name, frame in frames.items():
+        arrays.update(_run_frames(recorder, {name: frame}, args))
+        progress.step()
     first = Image.fromarray(next(iter(frames.values())))
     prompt_ids = {text: recorder.prompt_ids(first, text) for text in args.prompt_instruction}
+    progress.step()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
     (args.out.parent / "prompt_ids.json").write_text(json.dumps(prompt_ids, indent=2))
     meta = {"checkpoint": str(pt), "parameters": n_params, "randomised": randomised, "seed": args.seed,
             "vision_depth": args.vision_depth, "llm_layers": args.llm_layers, "llm_mlp": args.llm_mlp,
-            "dit": args.dit, "times_s": times, "torch": torch.__version__}
+            "dit": args.dit, "reloaded_with_load_vla": args.reload, "times_s": progress.times_s,
+            "torch": torch.__version__}
     (args.out.parent / "meta.json").write_text(json.dumps(meta, indent=2))
     return 0
 
@@ -370,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     br.add_argument("--ddim-steps", type=int, default=10)
     br.add_argument("--seed", type=int, default=0)
     br.add_argument("--prompt-instruction", action="append", default=[])
+    br.add_argument("--reload", action="store_true", help="reload the saved folder with the official load_vla")
     br.set_defaults(run=cmd_build_run)
     pi = sub.choices["prompt-ids"]
     pi.add_argument("--work-dir", type=Path, required=True)

@@ -204,9 +204,13 @@ def run_reference(
     frames: dict[str, np.ndarray] | None = None,
     on_line: Callable[[str], None] | None = None,
     timeout_s: float | None = None,
+    reload: bool = False,
 ) -> ReferenceRun:
     """Build and run the official model at ``size`` in the reference venv; raises ReferenceUnavailableError or
-    RuntimeError (with the subprocess's last output) when it cannot."""
+    RuntimeError (with the subprocess's last output) when it cannot.
+
+    ``on_line`` sees every output line (see :func:`parse_progress`); ``reload`` also reloads the saved folder
+    with the official ``load_vla`` before running it (a second build: slower, proves the layout)."""
     python = reference_python()
     third_party, tokenizer, image, bridge = shared_inputs(shared)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +222,8 @@ def run_reference(
     cmd = [str(python), str(REFERENCE_SCRIPT), "build-run", "--third-party", str(third_party),
            "--tokenizer", str(tokenizer), "--inputs", str(inputs), "--run-dir", str(work_dir / "run"),
            "--out", str(out), "--instruction", INSTRUCTION, "--unnorm-key", UNNORM_KEY, "--seed", str(SEED),
-           *size.reference_args(), *(a for text in PROMPT_INSTRUCTIONS for a in ("--prompt-instruction", text))]
+           *size.reference_args(), *(a for text in PROMPT_INSTRUCTIONS for a in ("--prompt-instruction", text)),
+           *(["--reload"] if reload else [])]
     lines = _run_streaming(cmd, on_line, timeout_s)
     if not out.is_file():
         raise RuntimeError("the official reference run failed:\n" + "\n".join(lines[-30:]))
@@ -227,6 +232,17 @@ def run_reference(
         stages = {k: data[k] for k in data.files}
     prompt_ids = json.loads((out.parent / "prompt_ids.json").read_text())
     return ReferenceRun(Path(meta["checkpoint"]).parents[1], stages, prompt_ids, meta)
+
+
+def parse_progress(line: str) -> tuple[int, int, str] | None:
+    """``(done, total, what)`` of a reference ``PROGRESS <done>/<total> <what>`` line, else None."""
+    parts = line.split(maxsplit=2)
+    if len(parts) < 2 or parts[0] != "PROGRESS" or "/" not in parts[1]:
+        return None
+    done, _, total = parts[1].partition("/")
+    if not (done.isdigit() and total.isdigit()):
+        return None
+    return int(done), int(total), parts[2] if len(parts) > 2 else ""
 
 
 def _clean_env() -> dict[str, str]:

@@ -15,6 +15,12 @@ A request that finds no frame, or only one older than ``max_frame_age_s`` at the
 for the next frame (a newer request replaces it). A bad encoding or a missing instruction gives a logged
 reason and no chunk (the scheduler then keeps waiting with zero velocity and re-requests later).
 
+Configuration: ``policy_config`` (default ``config/policy.yaml``: CFG, DDIM, ensemble; its
+``resize_interpolation`` is also a read-only parameter here, default ``pil_bicubic`` as the official CogACT) and
+``pruning_config`` (default ``config/pruning.yaml``). Every ``PruningConfig`` field is a parameter of this node
+whose start value is that file's (a params file or ``-p`` still overrides it); all but ``patch_size`` are live,
+and a change reaches the next model call (Canny thresholds, semantic mode and mass, position ids, speed ramp).
+
 Run: ``ros2 run spvla policy_node --ros-args --params-file config/spvla.yaml -p preset:=tiny``
 """
 
@@ -26,7 +32,8 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +44,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spvla.msg import ActionChunk, InferenceRequest, PolicyStatus
 from std_msgs.msg import String
 
+from spvla_ros.core.config_io import dataclass_from_yaml
 from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
@@ -44,12 +52,20 @@ from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
 from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.bringup import share_dir
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
-PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
-PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
+PRUNING_FIELDS = tuple(f.name for f in fields(PruningConfig))
+"""Every PruningConfig field is a parameter of this node; its start value comes from the ``pruning_config`` file."""
+PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0),
+                  "canny_low": (0.0, 2000.0), "canny_high": (0.0, 2000.0), "min_edge_pixels": (1, 196),
+                  "t_ks": (0.0, 100.0), "semantic_mass": (0.0, 1.0)}
+PRUNING_READ_ONLY = ("patch_size",)
+"""The vision encoders' patch side is architecture, not tuning."""
+RESIZE_PARAM = "resize_interpolation"
+"""PolicyConfig field exposed on the node (read-only; the rest of PolicyConfig comes from ``policy_config``)."""
 WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
@@ -60,6 +76,7 @@ class Policy(Protocol):
     """What the node needs from a policy (``spvla_ros.core.policy.CogACTPolicy``)."""
 
     action_rate_hz: float
+    pruning_config: PruningConfig
 
     def predict_chunk(self, image: np.ndarray, instruction: str, keep_ratio: float = 1.0) -> Any: ...
 
@@ -99,7 +116,10 @@ class PolicyNode(Node):
         self._max_frame_age_s = self.declare_parameter(
             "max_frame_age_s", 1.0,
             _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
-        self._pruning = ParamGroup(PruningConfig, specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES))
+        policy_cfg = self._declare_policy_config()
+        self._pruning = ParamGroup(PruningConfig, pruning_specs(self._declare_config_file(
+            "pruning_config", "pruning.yaml", "SP-VLA token pruning (PruningConfig) YAML: start values of the "
+            "pruning parameters of this node")))
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
         self._pruning_cfg = self._pruning.build(self._pruning.values)
@@ -109,9 +129,11 @@ class PolicyNode(Node):
 
             policy = load_policy(
                 preset=self._preset, checkpoint=self._checkpoint or None, device=self._device,
-                unnorm_key=self._unnorm_key or None, seed=self._seed,
+                unnorm_key=self._unnorm_key or None, seed=self._seed, config=policy_cfg,
+                pruning_config=self._pruning_cfg,
             )
         self._policy = policy
+        self._policy.pruning_config = self._pruning_cfg
         self._frame: Image | CompressedImage | None = None
         self._instruction: str = self._default_instruction
         self._frame_lock = threading.Lock()
@@ -158,6 +180,23 @@ class PolicyNode(Node):
         self._status_pub.publish(msg)
 
     # ------------------------------------------------------------------ parameters
+    def _declare_config_file(self, name: str, default_file: str, what: str) -> Path:
+        """A read-only file parameter; '' = ``config/<default_file>`` of the package."""
+        value = self.declare_parameter(name, "", _desc(f"{what}; '' = config/{default_file} of the package",
+                                                       True)).value
+        return Path(value) if value else share_dir() / "config" / default_file
+
+    def _declare_policy_config(self):
+        """PolicyConfig from the ``policy_config`` file, with ``resize_interpolation`` from its parameter."""
+        from spvla_ros.core.policy.policy_config import PolicyConfig, load_policy_config
+
+        cfg = load_policy_config(self._declare_config_file(
+            "policy_config", "policy.yaml", "CogACT runtime settings (PolicyConfig) YAML"))
+        (spec,) = specs_from_dataclass(PolicyConfig, (RESIZE_PARAM,), {}, read_only=(RESIZE_PARAM,),
+                                       defaults={RESIZE_PARAM: cfg.resize_interpolation})
+        resize = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        return replace(cfg, resize_interpolation=resize)
+
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         try:
             values = self._pruning.candidate(params)
@@ -172,6 +211,7 @@ class PolicyNode(Node):
         if values is not None:
             self._pruning_cfg = self._pruning.build(values)
             self._pruning.values = values
+            self._policy.pruning_config = self._pruning_cfg  # the next model call selects tokens with it
         for p in params:
             if p.name == "max_frame_age_s":
                 self._max_frame_age_s = p.value
@@ -296,9 +336,17 @@ class PolicyNode(Node):
         self.chunks_published += 1
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._worker.join(timeout=JOIN_TIMEOUT_S)
+        if hasattr(self, "_worker"):  # absent when __init__ failed (bad config file): rclpy still destroys us
+            self._stop.set()
+            self._worker.join(timeout=JOIN_TIMEOUT_S)
         super().destroy_node()
+
+
+def pruning_specs(path: Path) -> list:
+    """ParamSpecs of every PruningConfig field, defaults from the YAML at ``path`` (unknown keys are an error)."""
+    from_file = dataclass_from_yaml(PruningConfig, path)
+    return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, read_only=PRUNING_READ_ONLY,
+                                defaults={f: getattr(from_file, f) for f in PRUNING_FIELDS})
 
 
 def _desc(text: str, read_only: bool, value_range: tuple[float, float] | None = None) -> ParameterDescriptor:

@@ -26,16 +26,18 @@ RESIZE_INTERPOLATIONS = ("pil_bicubic", "cv2_area", "cv2_linear", "cv2_cubic")
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Args:
-    cfg_scale: classifier-free guidance scale, >= 1 (1 disables it).
-    ddim_steps: DDIM sampling steps, in [1, diffusion_steps].
-    diffusion_steps: diffusion steps the head was trained with (CogACT: 100).
-    gripper_threshold: normalized gripper output below it becomes 0, else 1.
-    resize_interpolation: how camera frames are resized to 224x224 px, one of RESIZE_INTERPOLATIONS
-        (pil_bicubic = the official CogACT path; cv2_area = SimplerEnv-style OpenCV INTER_AREA).
-    ensemble_horizon: chunks blended by :class:`AdaptiveEnsembler`, >= 1.
-    ensemble_alpha: temperature of its cosine weights.
-    action_rate_hz_by_dataset: control rate per ``unnorm_key``, Hz (> 0).
+    """CogACT runtime settings (``config/policy.yaml``).
+
+    Args:
+        cfg_scale: classifier-free guidance scale, >= 1 (1 disables it).
+        ddim_steps: DDIM sampling steps, in [1, diffusion_steps].
+        diffusion_steps: diffusion steps the head was trained with (CogACT: 100).
+        gripper_threshold: normalized gripper output below it becomes 0, else 1.
+        resize_interpolation: how camera frames are squashed to 224x224 px: pil_bicubic (the official CogACT
+            predict_action), cv2_area (OpenCV INTER_AREA, SimplerEnv-style), cv2_linear or cv2_cubic.
+        ensemble_horizon: chunks blended by :class:`AdaptiveEnsembler`, >= 1.
+        ensemble_alpha: temperature of its cosine weights.
+        action_rate_hz_by_dataset: control rate per ``unnorm_key``, Hz (> 0).
     """
 
     cfg_scale: float = 1.5

@@ -43,6 +43,7 @@ from spvla_ros.core.policy.normalization import (
 from spvla_ros.core.policy.policy_config import RESIZE_INTERPOLATIONS, PolicyConfig, load_policy_config
 from spvla_ros.core.policy.presets import IMAGE_SIZE_PX, PATCH_SIZE_PX, PolicyPreset, get_preset
 from spvla_ros.core.policy.prompt import LlamaPromptTokenizer, PromptTokenizer, WordHashTokenizer
+from spvla_ros.core.pruning.config import PruningConfig
 
 STAGES = ("vision", "pruning", "llm", "action_head")
 """Keys of :attr:`PolicyOutput.stage_ms`, in pipeline order."""
@@ -120,7 +121,7 @@ class CogACTPolicy:
         statistics: ActionStatistics,
         device: torch.device,
         seed: int | None,
-        pruning_config: object | None = None,
+        pruning_config: PruningConfig | None = None,
     ) -> None:
         self.model = model.eval()
         self.preset: PolicyPreset = model.preset
@@ -130,13 +131,28 @@ class CogACTPolicy:
         self.device = device
         self.dtype = next(model.parameters()).dtype
         self.seed = seed
-        self._pruning_config = pruning_config
+        self.pruning_config = pruning_config if pruning_config is not None else PruningConfig()
         self._schedule = DDIMSchedule.build(config.diffusion_steps, config.ddim_steps)
         self._generator = torch.Generator(device=device)
         self._prompt_cache: dict[str, torch.Tensor] = {}
         self.reset()
 
     # ----- public surface -----
+    @property
+    def pruning_config(self) -> PruningConfig:
+        """SP-VLA token selection settings used when ``keep_ratio < 1`` (Canny, semantic mode, position ids...).
+
+        Assignable between calls (the policy node swaps in a new one when its parameters change); the next
+        ``predict_chunk`` uses it.
+        """
+        return self._pruning_config
+
+    @pruning_config.setter
+    def pruning_config(self, config: PruningConfig) -> None:
+        if not isinstance(config, PruningConfig):
+            raise ValueError(f"pruning_config must be a PruningConfig, got {type(config).__name__}")
+        self._pruning_config = config
+
     @property
     def action_rate_hz(self) -> float:
         """Rate the actions are meant to be executed at, Hz: dataset statistics, else the config's table for the
@@ -250,7 +266,6 @@ class CogACTPolicy:
         """SP-VLA spatio-semantic selection; returns kept features (1, K, F), indices (K,), vision position ids."""
         from spvla_ros.core.pruning import (
             LastLayerAttention,
-            PruningConfig,
             accumulated_attention,
             apply_token_selection,
             canny_patch_mask,
@@ -258,7 +273,7 @@ class CogACTPolicy:
             select_tokens,
         )
 
-        cfg = self._pruning_config if self._pruning_config is not None else PruningConfig()
+        cfg = self._pruning_config
         vb = self.model.vision_backbone
         with LastLayerAttention(vb.dino_featurizer) as capture:
             vb.run_dino_last_attention(dino_seq)
@@ -319,7 +334,7 @@ def load_policy(
     seed: int | None = 0,
     *,
     config: PolicyConfig | None = None,
-    pruning_config: object | None = None,
+    pruning_config: PruningConfig | None = None,
     tokenizer_dir: str | Path | None = None,
     dtype: torch.dtype | None = None,
 ) -> CogACTPolicy:
@@ -334,7 +349,8 @@ def load_policy(
         unnorm_key: dataset key of ``dataset_statistics.json``; None when it holds exactly one.
         seed: seeds random init and the diffusion noise; None = nondeterministic noise.
         config: runtime settings; default ``config/policy.yaml``.
-        pruning_config: a ``spvla_ros.core.pruning.PruningConfig``; default its defaults.
+        pruning_config: token selection settings (``config/pruning.yaml`` via the node); default the dataclass
+            defaults.
         tokenizer_dir: local Llama-2 tokenizer directory for ``llama`` presets with real weights; default: the
             checkpoint directory.
         dtype: weight precision; default :func:`dtype_for` the device (``torch.bfloat16`` on CPU runs the GPU's
