@@ -117,8 +117,9 @@ STAGE_TOLERANCES: dict[str, Tolerance] = {
 """Per stage, in pipeline order. Float32 on both sides; the floating stages differ only by round-off (timm vs
 transformers kernels, fused vs split q/k/v, transformers 4.40 vs 5): measured ~1e-6 relative (see
 docs/benchmarks.md), so 1e-4 fails on any real mapping error (the old prompt bug moved the cognition feature by
-7 %). Pixel values are the same float32 arithmetic on the same bytes. ``actions``/``gripper``: the
-official un-normalisation of the (scaled, see tools/cogact_reference.py) DDIM output vs ours."""
+7 %). Pixel values are the same float32 arithmetic on the same bytes. ``actions`` (the six un-normalised
+continuous dims, dataset units) / ``gripper`` (0/1): the official un-normalisation of the (scaled, see
+tools/cogact_reference.py) DDIM output vs ours."""
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ def spvla_stages(policy: CogACTPolicy, frame: np.ndarray, instruction: str, scal
         "eps_t": np.asarray(v["eps_t"], dtype=np.float32),
         "eps": np.stack(v["eps"]),
         "ddim": ddim,
-        "actions": actions,
+        "actions": actions[:, :GRIPPER],
         "gripper": actions[:, GRIPPER],
         "kept_indices": out.kept_indices,
         "position_ids": v["position_ids"][0],
@@ -374,7 +375,7 @@ def spvla_stages(policy: CogACTPolicy, frame: np.ndarray, instruction: str, scal
 def compare_frame(name: str, ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                   stages: Iterable[str] = STAGE_TOLERANCES) -> list[StageResult]:
     """Stage results in pipeline order; a shape mismatch is a failed stage (max_abs = inf)."""
-    reference = dict(reference, gripper=reference["actions"][:, GRIPPER])
+    reference = dict(reference, actions=reference["actions"][:, :GRIPPER], gripper=reference["actions"][:, GRIPPER])
     results = []
     for stage in stages:
         a, b = np.asarray(ours[stage], dtype=np.float64), np.asarray(reference[stage], dtype=np.float64)
@@ -386,11 +387,15 @@ def compare_frame(name: str, ours: dict[str, np.ndarray], reference: dict[str, n
     return results
 
 
-def results_table(results: Iterable[StageResult]) -> tuple[list[str], list[list[object]]]:
-    """Headers and rows for :func:`spvla_ros.bench.report_io.format_table`."""
-    headers = ["frame", "stage", "shape", "max_abs", "max|official|", "rel", "tolerance", "ok"]
-    rows = [[r.frame, r.stage, "x".join(map(str, r.shape)), r.max_abs, r.max_ref, r.rel, r.tolerance.describe(),
-             "yes" if r.ok else "NO"] for r in results]
+def results_table(results: Iterable[StageResult], judged: bool = True) -> tuple[list[str], list[list[object]]]:
+    """Headers and rows for :func:`spvla_ros.bench.report_io.format_table` (without tolerance columns when the
+    results are only reported, e.g. bf16 against fp32)."""
+    results = list(results)
+    headers = ["frame", "stage", "shape", "max_abs", "max|official|", "rel"]
+    rows = [[r.frame, r.stage, "x".join(map(str, r.shape)), r.max_abs, r.max_ref, r.rel] for r in results]
+    if judged:
+        headers += ["tolerance", "ok"]
+        rows = [[*row, r.tolerance.describe(), "yes" if r.ok else "NO"] for row, r in zip(rows, results, strict=True)]
     return headers, rows
 
 
