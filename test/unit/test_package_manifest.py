@@ -49,6 +49,7 @@ PYTHON_PACKAGES: dict[str, tuple[str, str | None]] = {
     "torch": ("torch", None),
     "transformers": ("transformers", None),
     "safetensors": ("safetensors", None),
+    "PIL": ("pillow", None),
     "pylibfranka": ("pylibfranka", None),
     "rosbags": ("rosbags", None),
 }
@@ -63,6 +64,7 @@ DEV_ONLY: dict[str, tuple[str, ...]] = {
     "mujoco": ("spvla_ros/eval/", "spvla_ros/bench/"),
     "gymnasium": ("spvla_ros/eval/", "spvla_ros/bench/"),
     "scipy": ("spvla_ros/eval/", "spvla_ros/bench/"),
+    "tqdm": ("spvla_ros/bench/",),
     "franka_sim": ("spvla_ros/robot/franka_sim.py", "spvla_ros/robot/sim_server_localhost.py", "spvla_ros/bench/"),
 }
 
