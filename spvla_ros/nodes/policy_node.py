@@ -59,9 +59,12 @@ from spvla_ros.nodes.spin import spin_node
 NODE_NAME = "spvla_policy"
 PRUNING_FIELDS = tuple(f.name for f in fields(PruningConfig))
 """Every PruningConfig field is a parameter of this node; its start value comes from the ``pruning_config`` file."""
+MAX_CANNY_GRADIENT = 2040.0
+"""Largest |Gx| + |Gy| of OpenCV Canny's 3x3 Sobel on a uint8 image (2 x 4 x 255): no threshold above it matters."""
 PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0),
-                  "canny_low": (0.0, 2000.0), "canny_high": (0.0, 2000.0), "min_edge_pixels": (1, 196),
-                  "t_ks": (0.0, 100.0), "semantic_mass": (0.0, 1.0)}
+                  "canny_low": (0.0, MAX_CANNY_GRADIENT), "canny_high": (0.0, MAX_CANNY_GRADIENT),
+                  "min_edge_pixels": (1, PruningConfig().patch_size ** 2), "t_ks": (0.0, 100.0),
+                  "semantic_mass": (0.0, 1.0)}
 PRUNING_READ_ONLY = ("patch_size",)
 """The vision encoders' patch side is architecture, not tuning."""
 RESIZE_PARAM = "resize_interpolation"
