@@ -17,6 +17,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from spvla_ros.bag.typestore import spvla_typestore
 from spvla_ros.core.image_convert import check_rgb, rgb_to_image_fields
+from spvla_ros.core.instruction import instruction_digest
 from spvla_ros.nodes import topics
 
 NS_PER_S = 1_000_000_000
@@ -132,7 +133,8 @@ def write_bag(out: str | Path, rec: Recording, start_s: float = DEFAULT_START_S,
                             data=np.frombuffer(data, dtype=np.uint8))
                 writer.write(c_img, t_ns, ts.serialize_cdr(img, Image.__msgtype__))
                 if c_act is not None:
-                    act = Chunk(header=header, request_id=0, rows=1, cols=7,
+                    digest = instruction_digest(rec.instructions[i]) if rec.instructions is not None else ""
+                    act = Chunk(header=header, request_id=0, instruction_digest=digest, rows=1, cols=7,
                                 data=np.asarray(rec.actions[i], dtype=np.float32), source="recorded",
                                 keep_ratio=1.0, num_vision_tokens=0, model_latency_s=0.0,
                                 action_rate_hz=float(rec.rate_hz))
