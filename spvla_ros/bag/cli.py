@@ -5,7 +5,7 @@ Examples::
     spvla-bag make-bag --images ../shared/data/real_images --rate-hz 5 --size 320x240 --out frames.bag
     spvla-bag make-bag --npz ../shared/data/bridge_debug_25ep.npz --episodes 3 --out bridge.bag
     spvla-bag make-bag --generated 40 --out test.bag
-    spvla-bag play frames.bag                 # real time, stamps rewritten to now
+    spvla-bag play frames.bag                 # real time, stamps rewritten to now (once the policy is ready)
     spvla-bag play frames.bag --step          # deterministic, drives /clock (graph with use_sim_time)
     spvla-bag record out.bag --topics /spvla/cmd_twist /spvla/scheduler_status --duration 10
 """
@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--loops", type=int, default=1, help="real time: play the bag this many times")
     pl.add_argument("--settle-s", type=float, default=0.02, help="step: wait after publishing a frame [s]")
     pl.add_argument("--ack-timeout-s", type=float, default=10.0, help="step: bound on waiting for the graph [s]")
-    pl.add_argument("--wait-s", type=float, default=15.0, help="bound on waiting for the graph to subscribe [s]")
+    pl.add_argument("--wait-ready-s", type=float, default=300.0,
+                    help="bound on waiting for the policy node's ready status on /spvla/policy_status; play "
+                         "fails (exit 4) when it does not come [s]")
+    pl.add_argument("--no-wait-ready", dest="wait_ready", action="store_false",
+                    help="do not wait for the policy (a graph without the spvla policy node)")
+    pl.add_argument("--wait-s", type=float, default=15.0,
+                    help="bound on waiting for the camera topic's subscriber, after the policy is ready [s]")
     pl.add_argument("--start-delay-s", type=float, default=1.0,
                     help="wait this long once the subscribers are there, so that every pair of processes has "
                          "discovered each other (a subscriber seen by the player may not yet be matched with "
@@ -104,6 +110,12 @@ def run_play(args: argparse.Namespace) -> int:
     rclpy.init()
     player = BagPlayer(messages)
     try:
+        if args.wait_ready and not player.wait_for_policy_ready(args.wait_ready_s):
+            print(f"spvla-bag play: the policy is not ready after {args.wait_ready_s:g} s (no ready status on "
+                  f"{topics.POLICY_STATUS}); is spvla_policy running? Its log says why it did not start. "
+                  "Nothing was played (--wait-ready-s raises the bound; --no-wait-ready plays without a policy)",
+                  file=sys.stderr)
+            return 4
         for topic, count in required.items():
             if not player.wait_for_subscribers(topic, args.wait_s, count):
                 print(f"spvla-bag play: {topic} has fewer than {count} subscribers after {args.wait_s} s",

@@ -4,7 +4,8 @@ generated test pattern), with the dataset's recorded actions and instructions wh
 Topics (``spvla_ros.nodes.topics``): ``IMAGE`` (sensor_msgs/Image rgb8, frame ``camera``),
 ``INSTRUCTION`` (std_msgs/String, at each episode start) and ``RECORDED_ACTION`` (spvla/msg/ActionChunk,
 1 row, source ``recorded``, stamped like the frame it belongs to). Stamps start at ``start_s`` (default
-1000 s; simulated time 0 means "no clock yet" in ROS) and advance by ``1 / rate_hz``.
+1000 s; simulated time 0 means "no clock yet" in ROS) and advance by ``1 / rate_hz``. Each topic's
+``offered_qos_profiles`` is the profile the spvla nodes use for it (``ros2 bag play`` replays with it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from spvla_ros.bag.bag_qos import bag_qos, topic_qos
 from spvla_ros.bag.typestore import spvla_typestore
 from spvla_ros.core.image_convert import check_rgb, rgb_to_image_fields
 from spvla_ros.core.instruction import instruction_digest
@@ -116,10 +118,12 @@ def write_bag(out: str | Path, rec: Recording, start_s: float = DEFAULT_START_S,
     Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
     n = 0
     with Writer(Path(out), version=9, storage_plugin=STORAGES[storage]) as writer:
-        c_img = writer.add_connection(topics.IMAGE, Image.__msgtype__, typestore=ts)
-        c_ins = writer.add_connection(topics.INSTRUCTION, String.__msgtype__, typestore=ts)
-        c_act = writer.add_connection(topics.RECORDED_ACTION, Chunk.__msgtype__, typestore=ts) \
-            if rec.actions is not None else None
+        def connect(topic: str, msgtype: str):
+            return writer.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=[bag_qos(topic_qos(topic))])
+
+        c_img = connect(topics.IMAGE, Image.__msgtype__)
+        c_ins = connect(topics.INSTRUCTION, String.__msgtype__)
+        c_act = connect(topics.RECORDED_ACTION, Chunk.__msgtype__) if rec.actions is not None else None
         last_instruction = None
         for _ in range(repeat):
             for i, frame in enumerate(rec.frames):

@@ -1,5 +1,9 @@
 """Publish a rosbag2 into a live graph: in real time, or step by step (deterministic).
 
+Start: the player first waits (bounded) until the policy node reports ``ready`` on its latched
+``/spvla/policy_status`` (loading CogACT takes 15-60 s on a loaded CPU box, longer for a 7B checkpoint),
+then until the camera topic has a subscriber: frames sent before the model can answer are lost.
+
 * **real time** (default): messages go out at their recorded spacing (``rate`` x). Header stamps are
   rewritten to the wall clock at publish time (``restamp``), because the graph runs on the wall clock;
   ``clock_hz > 0`` instead keeps the bag stamps and publishes ``/clock`` (run the graph with
@@ -24,14 +28,17 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
-from spvla.msg import SchedulerStatus
+from spvla.msg import PolicyStatus, SchedulerStatus
 
+from spvla_ros.bag.bag_qos import topic_qos
 from spvla_ros.bag.typestore import rclpy_type
 from spvla_ros.nodes import qos, topics
 
 NS_PER_S = 1_000_000_000
 POLL_S = 0.002
 CLOCK_RESEND_S = 0.5
+READY_LOG_PERIOD_S = 5.0
+"""While waiting for the policy, say so this often, s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +60,6 @@ def read_bag(path: str | Path, topic_filter: set[str] | None = None) -> list[Bag
     return out
 
 
-def _qos_for(topic: str) -> QoSProfile:
-    if topic in (topics.IMAGE, topics.IMAGE_COMPRESSED):
-        return qos.IMAGE_QOS
-    if topic == topics.INSTRUCTION:
-        return qos.INSTRUCTION_QOS
-    return qos.STATUS_QOS
-
-
 def _to_time(ns: int):
     from builtin_interfaces.msg import Time
 
@@ -76,15 +75,46 @@ class BagPlayer(Node):
             raise ValueError("the bag has no messages to play")
         self._messages = messages
         self._types = {m.topic: rclpy_type(m.msgtype) for m in messages}
-        self._pubs = {t: self.create_publisher(cls, t, _qos_for(t)) for t, cls in self._types.items()}
+        self._pubs = {t: self.create_publisher(cls, t, topic_qos(t)) for t, cls in self._types.items()}
         self._clock_pub = self.create_publisher(Clock, topics.CLOCK, 10)
         self._last_status: SchedulerStatus | None = None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(SchedulerStatus, topics.SCHEDULER_STATUS, self._on_status, reliable)
+        self.policy_status: PolicyStatus | None = None
+        self.create_subscription(PolicyStatus, topics.POLICY_STATUS, self._on_policy_status, qos.POLICY_STATUS_QOS)
         self.published = 0
 
     def _on_status(self, msg: SchedulerStatus) -> None:
         self._last_status = msg
+
+    def _on_policy_status(self, msg: PolicyStatus) -> None:
+        self.policy_status = msg
+
+    @property
+    def policy_ready(self) -> bool:
+        """The policy node's newest (latched) status says it serves inference requests."""
+        return self.policy_status is not None and self.policy_status.ready
+
+    def wait_for_policy_ready(self, timeout_s: float) -> bool:
+        """Bounded wait until the policy node reports ready; logs progress every ``READY_LOG_PERIOD_S``.
+
+        Returns:
+            True when ready, False after ``timeout_s`` (wall time, s) without a ready status.
+        """
+        start = time.monotonic()
+        next_log = start + READY_LOG_PERIOD_S
+        while not self.policy_ready:
+            now = time.monotonic()
+            if now - start >= timeout_s:
+                return False
+            if now >= next_log:
+                next_log += READY_LOG_PERIOD_S
+                self.get_logger().info(f"waiting for the policy to be ready ({topics.POLICY_STATUS}): "
+                                       f"{now - start:.0f} s of at most {timeout_s:g} s")
+            self._spin(0.05)
+        self.get_logger().info(f"policy ready after {time.monotonic() - start:.1f} s "
+                               f"({self.policy_status.preset} on {self.policy_status.device})")
+        return True
 
     def spin_for(self, seconds: float) -> None:
         """Process callbacks for ``seconds`` (wall time)."""

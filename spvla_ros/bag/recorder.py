@@ -1,8 +1,11 @@
 """Record topics of a live graph into a rosbag2 (mcap by default), the raw CDR bytes as received.
 
 Types come from the graph (the topic must have a publisher; a bounded wait covers start-up); the QoS
-matches the publishers' (best effort for camera topics, reliable otherwise) so nothing is refused.
-Receive time (the node's clock) is the bag time; message stamps stay as published.
+matches the publishers' (best effort for camera topics, reliable otherwise; transient local when every
+publisher is, so a latched sample is recorded too) so nothing is refused, and the publishers' offered
+profiles go into the metadata (``offered_qos_profiles``, see :mod:`spvla_ros.bag.bag_qos`) so that
+``ros2 bag play`` replays each topic with them. Receive time (the node's clock) is the bag time; message
+stamps stay as published.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Writer
 
+from spvla_ros.bag.bag_qos import bag_qos, subscription_qos
 from spvla_ros.bag.make_bag import STORAGES
 from spvla_ros.bag.typestore import rclpy_type, spvla_typestore
 
@@ -43,13 +46,13 @@ class BagRecorder(Node):
             if topic in self._conns or topic not in known:
                 continue
             msgtype = known[topic][0]
-            pubs = self.get_publishers_info_by_topic(topic)
-            best_effort = any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in pubs)
-            profile = QoSProfile(depth=RECORD_DEPTH, reliability=(
-                ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE))
-            self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=self._store)
+            offers = [p.qos_profile for p in self.get_publishers_info_by_topic(topic)]
+            if not offers:
+                continue  # the type is known but the publisher is gone again: try later
+            self._conns[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self._store, offered_qos_profiles=[bag_qos(p) for p in offers])
             self.create_subscription(rclpy_type(msgtype), topic, lambda raw, t=topic: self._on_msg(t, raw),
-                                     profile, raw=True)
+                                     subscription_qos(offers, RECORD_DEPTH), raw=True)
 
     @property
     def all_subscribed(self) -> bool:

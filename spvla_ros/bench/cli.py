@@ -26,10 +26,13 @@ def discover() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every benchmark, or of ``only`` (imports just that module: some import torch, seconds)."""
     parser = argparse.ArgumentParser(prog="spvla-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_path in discover().items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_path)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
@@ -38,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in discover() else None
+    args = build_parser(only).parse_args(argv)
     return int(args._run(args) or 0)
 
 

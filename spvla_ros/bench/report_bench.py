@@ -65,9 +65,15 @@ PLANS = (
     BenchPlan(
         "scheduler",
         "Scheduler on recorded actions (open-loop replay, oracle model)",
-        args=("--data", BRIDGE),
+        args=("--data", BRIDGE, "--sweep"),
         needs=(BRIDGE,),
         paper=PAPER_SPEEDUP + " The paper gives no open-loop extrapolation error.",
+    ),
+    BenchPlan(
+        "model-latency",
+        "Command stream against a simulated model of fixed latency (stream clock)",
+        paper="SP-VLA paper: CogACT takes **0.27 s per step unaccelerated, 0.13 s with SP-VLA** on an RTX 4090; "
+        "Bridge actions come at 5 Hz (0.2 s), so the model is slower than, or close to, one action step.",
     ),
     BenchPlan(
         "pruning",

@@ -10,8 +10,26 @@ import yaml
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-"""``config/`` of a source checkout (installed copies live in ``share/spvla/config``)."""
+PACKAGE = "spvla"
+
+
+def find_config_dir(module_file: str | Path = __file__) -> Path:
+    """``config/`` of the source checkout, else ``<prefix>/share/spvla/config`` of the install this module is in.
+
+    Installs put the package in ``<prefix>/lib/pythonX.Y/site-packages/spvla_ros`` and the config files in
+    ``<prefix>/share/spvla/config`` (colcon through CMakeLists.txt; a non-editable ``pip install`` through
+    setup.py's ``data_files``). Found from this file's place, so the core needs no ROS lookup (ament index).
+    """
+    package_dir = Path(module_file).resolve().parents[1]  # .../spvla_ros
+    source = package_dir.parent / "config"
+    if source.is_dir() or len(package_dir.parents) < 4:
+        return source
+    installed = package_dir.parents[3] / "share" / PACKAGE / "config"  # site-packages, pythonX.Y, lib, prefix
+    return installed if installed.is_dir() else source
+
+
+CONFIG_DIR = find_config_dir()
+"""``config/`` of a source checkout, or its installed copy ``share/spvla/config`` (:func:`find_config_dir`)."""
 
 
 def dataclass_from_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:

@@ -12,16 +12,23 @@ The paper's default is ridge regression over time (SP-VLA, Eq. 2-4):
 ``X = [T, 1]`` with ``T = 0..n-1``, ``beta = (X^T X + lambda I)^-1 X^T Y`` and ``a_t = [n, 1] . beta``.
 Because X depends only on ``n`` and ``lambda``, the whole regression collapses to a fixed weight vector
 ``w`` of length ``n`` with ``a_t = w @ Y``; :func:`ridge_weights` precomputes it once.
+
+Each extrapolator has two entry points with one implementation: ``predict(rows, times, t_next)`` on rows of
+Python floats, which the scheduler calls at control rate (no numpy dispatch on 3-vectors: a few
+microseconds), and ``__call__(history, times, t_next)`` on numpy arrays (the :data:`Extrapolator` form).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 Extrapolator = Callable[..., np.ndarray]
 """``(history (n, 3), times (n,) | None = None, t_next: float | None = None) -> (3,)``."""
+Rows = Sequence[Sequence[float]]
+"""A history as rows of Python floats, oldest first; only the translation ``row[0:3]`` is read."""
 
 
 def ridge_weights(n: int, ridge_lambda: float) -> np.ndarray:
@@ -59,7 +66,43 @@ def ridge_extrapolate(history: np.ndarray, ridge_lambda: float) -> np.ndarray:
     return ridge_weights(history.shape[0], ridge_lambda) @ history
 
 
-class RidgeExtrapolator:
+def ridge_weights_at_steps(times: Sequence[float], t_next: float, ridge_lambda: float) -> list[float]:
+    """:func:`ridge_weights_at` in closed form on Python floats (the 2x2 normal equations solved by hand).
+
+    Equal to :func:`ridge_weights_at` to rounding (1e-12 on step indices up to thousands); a few
+    microseconds instead of a numpy solve, so the scheduler can call it at every cheap step.
+    """
+    t0 = float(times[0])
+    rel = [float(t) - t0 for t in times]
+    s1 = math.fsum(rel)
+    s2 = math.fsum(t * t for t in rel)
+    a, c = s2 + ridge_lambda, len(rel) + ridge_lambda
+    det = a * c - s1 * s1
+    ahead = float(t_next) - t0
+    v0 = (ahead * c - s1) / det
+    v1 = (a - ahead * s1) / det
+    return [v0 * t + v1 for t in rel]
+
+
+def _xyz(row: Sequence[float]) -> tuple[float, float, float]:
+    return (row[0], row[1], row[2])
+
+
+class _RowPredictor:
+    """Base of the extrapolators: :meth:`predict` on rows of Python floats (the scheduler's fast path) and
+    ``__call__`` on numpy arrays (the documented :data:`Extrapolator` form), one implementation for both."""
+
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        raise NotImplementedError
+
+    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+        rows = np.asarray(history, dtype=np.float64).tolist()
+        steps = None if times is None else [float(t) for t in times]
+        return np.array(self.predict(rows, steps, None if t_next is None else float(t_next)))
+
+
+class RidgeExtrapolator(_RowPredictor):
     """Paper's extrapolator with precomputed weights; one dot product per call (control-rate safe)."""
 
     name = "ridge"
@@ -67,35 +110,46 @@ class RidgeExtrapolator:
     def __init__(self, n: int, ridge_lambda: float) -> None:
         self.weights = ridge_weights(n, ridge_lambda)
         self.ridge_lambda = ridge_lambda
+        self._weights = tuple(self.weights.tolist())
 
-    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
-        if times is None:
-            return self.weights @ history
-        return ridge_weights_at(times, t_next, self.ridge_lambda) @ history
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        weights = self._weights if times is None else ridge_weights_at_steps(times, t_next, self.ridge_lambda)
+        x = y = z = 0.0
+        for w, row in zip(weights, rows, strict=True):
+            x += w * row[0]
+            y += w * row[1]
+            z += w * row[2]
+        return (x, y, z)
 
 
-class RepeatLastExtrapolator:
+class RepeatLastExtrapolator(_RowPredictor):
     """Baseline: the next action equals the last one (zero-order hold)."""
 
     name = "repeat_last"
 
-    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
-        return history[-1].copy()
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        return _xyz(rows[-1])
 
 
-class LinearExtrapolator:
+class LinearExtrapolator(_RowPredictor):
     """Baseline: constant first difference of the last two actions, ``2 a[-1] - a[-2]`` (per step)."""
 
     name = "linear"
 
-    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        a, b = rows[-1], rows[-2]
         if times is None:
-            return 2.0 * history[-1] - history[-2]
-        slope = (history[-1] - history[-2]) / (float(times[-1]) - float(times[-2]))
-        return history[-1] + slope * (float(t_next) - float(times[-1]))
+            return (2.0 * a[0] - b[0], 2.0 * a[1] - b[1], 2.0 * a[2] - b[2])
+        dt = float(times[-1]) - float(times[-2])
+        ahead = float(t_next) - float(times[-1])
+        return (a[0] + (a[0] - b[0]) / dt * ahead, a[1] + (a[1] - b[1]) / dt * ahead,
+                a[2] + (a[2] - b[2]) / dt * ahead)
 
 
-class DampedLinearExtrapolator:
+class DampedLinearExtrapolator(_RowPredictor):
     """The last action plus a damped trend: ``a[-1] + phi * (a[-1] - a[-2])`` per step ahead.
 
     ``phi = 0`` is repeat-last, ``phi = 1`` is :class:`LinearExtrapolator`. In between it keeps part of the
@@ -109,15 +163,17 @@ class DampedLinearExtrapolator:
             raise ValueError(f"trend_damping must be in [0, 1], got {trend_damping}")
         self.trend_damping = float(trend_damping)
 
-    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        a, b, phi = rows[-1], rows[-2], self.trend_damping
         if times is None:
-            return history[-1] + self.trend_damping * (history[-1] - history[-2])
-        dt = float(times[-1]) - float(times[-2])
-        ahead = float(t_next) - float(times[-1])
-        return history[-1] + self.trend_damping * (history[-1] - history[-2]) * (ahead / dt)
+            return (a[0] + phi * (a[0] - b[0]), a[1] + phi * (a[1] - b[1]), a[2] + phi * (a[2] - b[2]))
+        scale = (float(t_next) - float(times[-1])) / (float(times[-1]) - float(times[-2]))
+        return (a[0] + phi * (a[0] - b[0]) * scale, a[1] + phi * (a[1] - b[1]) * scale,
+                a[2] + phi * (a[2] - b[2]) * scale)
 
 
-class BestOfExtrapolator:
+class BestOfExtrapolator(_RowPredictor):
     """Predicts with whichever candidate has made the smallest recent error on this robot's own actions.
 
     The scheduler feeds back every model output through :meth:`observe` (the same history the cheap path
@@ -129,36 +185,47 @@ class BestOfExtrapolator:
 
     name = "best_of"
 
-    def __init__(self, candidates: tuple[Extrapolator, ...], decay: float = 0.8) -> None:
+    def __init__(self, candidates: tuple[_RowPredictor, ...], decay: float = 0.8) -> None:
         if not candidates:
             raise ValueError("best_of needs at least one candidate")
         if not np.isfinite(decay) or not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.candidates = candidates
         self.decay = float(decay)
-        self.mean_sq_error = np.zeros(len(candidates))
+        self.mean_sq_error = [0.0] * len(candidates)
         self.observations = 0
 
     def reset(self) -> None:
-        self.mean_sq_error[:] = 0.0
+        self.mean_sq_error = [0.0] * len(self.candidates)
         self.observations = 0
 
     @property
     def chosen(self) -> int:
-        return int(np.argmin(self.mean_sq_error))
+        errors = self.mean_sq_error
+        return errors.index(min(errors))
 
     def observe(
         self, history: np.ndarray, actual: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None
     ) -> None:
         """Score every candidate on one step whose true action is now known (``actual`` (3,))."""
-        errors = np.array(
-            [float(np.sum(np.square(np.asarray(c(history, times, t_next)) - actual))) for c in self.candidates]
-        )
-        self.mean_sq_error = self.decay * self.mean_sq_error + (1.0 - self.decay) * errors
+        steps = None if times is None else [float(t) for t in times]
+        self.observe_rows(np.asarray(history, dtype=np.float64).tolist(),
+                          _xyz(np.asarray(actual, dtype=np.float64).tolist()), steps,
+                          None if t_next is None else float(t_next))
+
+    def observe_rows(self, rows: Rows, actual: Sequence[float], times: Sequence[float] | None = None,
+                     t_next: float | None = None) -> None:
+        """:meth:`observe` on rows of Python floats (the scheduler's fast path)."""
+        keep = 1.0 - self.decay
+        for i, candidate in enumerate(self.candidates):
+            p = candidate.predict(rows, times, t_next)
+            dx, dy, dz = p[0] - actual[0], p[1] - actual[1], p[2] - actual[2]
+            self.mean_sq_error[i] = self.decay * self.mean_sq_error[i] + keep * (dx * dx + dy * dy + dz * dz)
         self.observations += 1
 
-    def __call__(self, history: np.ndarray, times: np.ndarray | None = None, t_next: float | None = None) -> np.ndarray:
-        return self.candidates[self.chosen](history, times, t_next)
+    def predict(self, rows: Rows, times: Sequence[float] | None = None,
+                t_next: float | None = None) -> tuple[float, float, float]:
+        return self.candidates[self.chosen].predict(rows, times, t_next)
 
 
 EXTRAPOLATOR_NAMES = ("ridge", "repeat_last", "linear", "damped_linear", "best_of")

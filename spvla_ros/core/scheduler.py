@@ -19,14 +19,16 @@ alike; ``fit_history: model`` keeps only model outputs with their step indices.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 
 from spvla_ros.core.extrapolation import Extrapolator, make_extrapolator
-from spvla_ros.core.scheduler_config import ACTION_DIM, TRANSLATION, SchedulerConfig
+from spvla_ros.core.scheduler_config import ACTION_DIM, SchedulerConfig
 
 
 class Reason(str, Enum):
@@ -41,9 +43,8 @@ class Reason(str, Enum):
     INVALID_EXTRAPOLATION = "invalid_extrapolation"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One scheduling decision.
+class Decision(NamedTuple):
+    """One scheduling decision (immutable; a named tuple because it is built at every step).
 
     Attributes:
         extrapolate: True for the cheap path, False for a model call.
@@ -68,7 +69,13 @@ class StepResult:
 
 
 class ActionScheduler:
-    """Stateful SP-VLA scheduler over the last ``buffer_size`` executed actions."""
+    """Stateful SP-VLA scheduler over the last ``buffer_size`` executed actions.
+
+    The state is kept incrementally, in Python floats (numpy dispatch on 3-vectors costs more than the
+    arithmetic): a ring buffer of the regression history, a running count of its intuitive rows, the last
+    action and its speed, and the decision for the next step (cached until the next commit). One step of
+    decide + extrapolate + commit costs a few microseconds (``spvla-bench scheduler`` reports it per stage).
+    """
 
     def __init__(self, config: SchedulerConfig | None = None) -> None:
         self._config = config or SchedulerConfig()
@@ -87,26 +94,42 @@ class ActionScheduler:
         self._apply(config)
         if config.buffer_size != old_n:
             self.reset()
+        else:  # v_min or the intuitive test may have changed: recount the history under the new rule
+            self._flags = deque((self._is_intuitive(r) for r in self._rows), maxlen=config.buffer_size)
+            self._intuitive = sum(self._flags)
+            self._decision = None
 
     def _apply(self, config: SchedulerConfig) -> None:
         self._extrapolator = make_extrapolator(
             config.extrapolator, config.buffer_size, config.ridge_lambda, config.trend_damping
         )
+        self._n = config.buffer_size
         self._v_min = config.v_min_resolved
         self._v_max = config.v_max_resolved
         self._clip = config.clip_bound_resolved
+        self._norm_test = config.intuitive_test == "norm"
+        self._executed_history = config.fit_history == "executed"
+        self._cap_step_change = config.cap_step_change
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Restart the schedule (new episode or instruction): empty history, next step calls the model."""
-        n = self._config.buffer_size
-        self._fit = np.zeros((n, ACTION_DIM), dtype=np.float64)  # regression history, oldest first
-        self._fit_t = np.zeros(n, dtype=np.float64)  # step index of each row
+        n = self._n
+        self._rows: deque[tuple[float, ...]] = deque(maxlen=n)  # regression history, oldest first, 7 floats each
+        self._steps: deque[float] = deque(maxlen=n)  # step index of each row
+        self._flags: deque[bool] = deque(maxlen=n)  # row is intuitive
+        # |change| per step index between consecutive rows, per axis (n - 1 each): the step-change cap
+        self._change_x: deque[float] = deque(maxlen=n - 1)
+        self._change_y: deque[float] = deque(maxlen=n - 1)
+        self._change_z: deque[float] = deque(maxlen=n - 1)
+        self._intuitive = 0  # sum(self._flags)
         self._fit_count = 0
-        self._last: np.ndarray | None = None  # last executed action (carried rotation/gripper, speed band)
+        self._last: tuple[float, ...] | None = None  # last executed action (carried rotation/gripper, speed band)
+        self._last_speed = math.nan
         self._t = 0  # index of the next step
         self._consecutive = 0
         self._surprise: float | None = None  # ||a_xyz - cheap prediction|| at the last model call
+        self._decision: Decision | None = None  # decide() for the next step, until the next commit
         if hasattr(self._extrapolator, "reset"):
             self._extrapolator.reset()
 
@@ -116,8 +139,7 @@ class ActionScheduler:
 
         The last n executed actions (``fit_history: executed``, paper) or the last n model outputs (``model``).
         """
-        n = self._config.buffer_size
-        return self._fit[n - min(self._fit_count, n) :].copy()
+        return np.array(self._rows, dtype=np.float64).reshape(len(self._rows), ACTION_DIM)
 
     @property
     def consecutive_extrapolations(self) -> int:
@@ -131,35 +153,38 @@ class ActionScheduler:
         """
         return math.nan if self._surprise is None else self._surprise
 
+    def _is_intuitive(self, row: tuple[float, ...]) -> bool:
+        v_min = self._v_min
+        x, y, z = row[0], row[1], row[2]
+        if self._norm_test:
+            return math.sqrt(x * x + y * y + z * z) > v_min
+        return abs(x) > v_min and abs(y) > v_min and abs(z) > v_min
+
     # ------------------------------------------------------------------ decision (paper Eq. 1)
     def decide(self) -> Decision:
-        """Decide the path for the next step from the history; no side effects."""
-        n = self._config.buffer_size
+        """Decide the path for the next step from the history; no side effects (cached until the next commit)."""
+        decision = self._decision
+        if decision is None:
+            decision = self._decision = self._decide()
+        return decision
+
+    def _decide(self) -> Decision:
+        n = self._n
+        speed = self._last_speed
         if self._fit_count < n or self._last is None:
-            return Decision(False, Reason.BUFFER_NOT_FULL, self._last_speed(), 0.0)
-        xyz = self._fit[:, TRANSLATION]
-        if self._config.intuitive_test == "norm":
-            intuitive = np.sqrt(np.einsum("ij,ij->i", xyz, xyz)) > self._v_min
-        else:
-            intuitive = np.all(np.abs(xyz) > self._v_min, axis=1)
-        ratio = float(intuitive.sum()) / n
-        speed = self._last_speed()
-        if self._consecutive >= self._config.max_open_loop_steps:
+            return Decision(False, Reason.BUFFER_NOT_FULL, speed, 0.0)
+        ratio = self._intuitive / n
+        config = self._config
+        if self._consecutive >= config.max_open_loop_steps:
             return Decision(False, Reason.MAX_CONSECUTIVE, speed, ratio)
-        max_surprise = self._config.max_surprise
+        max_surprise = config.max_surprise
         if max_surprise is not None and (self._surprise is None or self._surprise > max_surprise):
             return Decision(False, Reason.SURPRISE, speed, ratio)
         if not self._v_min <= speed <= self._v_max:
             return Decision(False, Reason.SPEED_OUT_OF_BAND, speed, ratio)
-        if not ratio > self._config.tau:
+        if not ratio > config.tau:
             return Decision(False, Reason.FEW_INTUITIVE, speed, ratio)
         return Decision(True, Reason.EXTRAPOLATE, speed, ratio)
-
-    def _last_speed(self) -> float:
-        if self._last is None:
-            return float("nan")
-        last = self._last[TRANSLATION]
-        return float(np.sqrt(last @ last))
 
     # ------------------------------------------------------------------ cheap path (paper Eq. 2-4 + guards)
     def extrapolate(self, extrapolator: Extrapolator | None = None) -> np.ndarray | None:
@@ -173,63 +198,97 @@ class ActionScheduler:
             extrapolator: predictor to use instead of the configured one, under the same guards
                 (benchmarks compare baselines on the very same history this way).
         """
-        if self._fit_count < self._config.buffer_size or self._last is None:
+        if self._fit_count < self._n or self._last is None:
             raise RuntimeError("extrapolate() needs a full buffer; call decide() first")
-        xyz = self._fit[:, TRANSLATION]
-        last = self._last
-        predict = extrapolator or self._extrapolator
-        if self._config.fit_history == "executed":  # consecutive steps, predicting the next: precomputed
-            pred = np.asarray(predict(xyz), dtype=np.float64)
-            per_step_change = np.abs(np.diff(xyz, axis=0))
-        else:
-            pred = np.asarray(predict(xyz, self._fit_t, float(self._t)), dtype=np.float64)
-            per_step_change = np.abs(np.diff(xyz, axis=0)) / np.diff(self._fit_t)[:, None]
-        if self._config.cap_step_change:
-            cap = per_step_change.max(axis=0)
-            pred = last[TRANSLATION] + np.clip(pred - last[TRANSLATION], -cap, cap)
-        pred = np.clip(pred, -self._clip, self._clip)
-        if pred.shape != (3,) or not np.isfinite(pred).all():
+        xyz = self._cheap_xyz(extrapolator or self._extrapolator)
+        if xyz is None:
             return None
-        action = last.copy()
-        action[TRANSLATION] = pred
-        return action
+        return np.array(xyz + self._last[3:])
+
+    def _cheap_xyz(self, predictor: Extrapolator) -> tuple[float, float, float] | None:
+        """The guarded translation of the cheap path from the history held, or None when not finite."""
+        rows, last = self._rows, self._last
+        steps = None if self._executed_history else self._steps
+        t_next = None if steps is None else float(self._t)
+        predict = getattr(predictor, "predict", None)
+        if predict is not None:
+            pred = predict(rows, steps, t_next)
+        else:  # any Extrapolator callable on numpy arrays
+            history = np.array([r[:3] for r in rows], dtype=np.float64)
+            out = np.asarray(predictor(history) if steps is None else predictor(history, np.array(steps), t_next),
+                             dtype=np.float64)
+            if out.shape != (3,):
+                return None
+            pred = out.tolist()
+        px, py, pz = pred[0], pred[1], pred[2]
+        # Comparisons, not min()/max() (those cost 0.2 us a call); a NaN passes both and fails the check below.
+        if self._cap_step_change:  # each axis' change from t-1 at most the largest per-step change held
+            lx, ly, lz = last[0], last[1], last[2]
+            cx, cy, cz = max(self._change_x), max(self._change_y), max(self._change_z)
+            dx, dy, dz = px - lx, py - ly, pz - lz
+            px = lx + (cx if dx > cx else -cx if dx < -cx else dx)
+            py = ly + (cy if dy > cy else -cy if dy < -cy else dy)
+            pz = lz + (cz if dz > cz else -cz if dz < -cz else dz)
+        c = self._clip
+        px = c if px > c else -c if px < -c else px
+        py = c if py > c else -c if py < -c else py
+        pz = c if pz > c else -c if pz < -c else pz
+        if not (math.isfinite(px) and math.isfinite(py) and math.isfinite(pz)):
+            return None
+        return (px, py, pz)
 
     # ------------------------------------------------------------------ bookkeeping
     def commit(self, action: np.ndarray, from_model: bool) -> None:
         """Record the action actually executed at this step (7,). Rejects NaN/Inf and wrong shapes."""
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (ACTION_DIM,):
-            raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
-        if not np.isfinite(action).all():
-            raise ValueError(f"action contains NaN or Inf: {action}")
+        if type(action) is np.ndarray and action.dtype == np.float64 and action.shape == (ACTION_DIM,):
+            row = tuple(action.tolist())
+        else:
+            array = np.asarray(action, dtype=np.float64)
+            if array.shape != (ACTION_DIM,):
+                raise ValueError(f"action must have shape ({ACTION_DIM},), got {array.shape}")
+            row = tuple(array.tolist())
+        if not all(map(math.isfinite, row)):
+            raise ValueError(f"action contains NaN or Inf: {np.array(row)}")
         if from_model:
-            self._learn_from_model(action)
-        if from_model or self._config.fit_history == "executed":
-            self._fit[:-1] = self._fit[1:]
-            self._fit_t[:-1] = self._fit_t[1:]
-            self._fit[-1] = action
-            self._fit_t[-1] = self._t
+            self._learn_from_model(row)
+        if from_model or self._executed_history:
+            if len(self._rows) == self._n:
+                self._intuitive -= self._flags[0]  # the oldest row leaves the ring
+            flag = self._is_intuitive(row)
+            if self._rows:
+                prev = self._rows[-1]
+                dt = float(self._t) - self._steps[-1]  # 1.0 for the executed history
+                self._change_x.append(abs(row[0] - prev[0]) / dt)
+                self._change_y.append(abs(row[1] - prev[1]) / dt)
+                self._change_z.append(abs(row[2] - prev[2]) / dt)
+            self._rows.append(row)
+            self._steps.append(float(self._t))
+            self._flags.append(flag)
+            self._intuitive += flag
             self._fit_count += 1
-        self._last = action
+        self._last = row
+        x, y, z = row[0], row[1], row[2]
+        self._last_speed = math.sqrt(x * x + y * y + z * z)
         self._t += 1
         self._consecutive = 0 if from_model else self._consecutive + 1
+        self._decision = None
 
-    def _learn_from_model(self, action: np.ndarray) -> None:
+    def _learn_from_model(self, row: tuple[float, ...]) -> None:
         """At a model call: measure the surprise (how far the cheap path's action for this step is from the
         model's) and score an adaptive extrapolator on this step. Nothing to learn before a full history."""
-        if self._fit_count < self._config.buffer_size or self._last is None:
+        if self._fit_count < self._n or self._last is None:
             return
         if self._config.max_surprise is not None:
-            predicted = self.extrapolate()
-            diff = predicted[TRANSLATION] - action[TRANSLATION] if predicted is not None else None
-            self._surprise = None if diff is None else float(np.sqrt(diff @ diff))
-        observe = getattr(self._extrapolator, "observe", None)
-        if observe is not None:
-            xyz = self._fit[:, TRANSLATION]
-            if self._config.fit_history == "executed":
-                observe(xyz, action[TRANSLATION])
+            predicted = self._cheap_xyz(self._extrapolator)
+            if predicted is None:
+                self._surprise = None
             else:
-                observe(xyz, action[TRANSLATION], self._fit_t, float(self._t))
+                dx, dy, dz = predicted[0] - row[0], predicted[1] - row[1], predicted[2] - row[2]
+                self._surprise = math.sqrt(dx * dx + dy * dy + dz * dz)
+        observe = getattr(self._extrapolator, "observe_rows", None)
+        if observe is not None:
+            steps = None if self._executed_history else self._steps
+            observe(self._rows, row, steps, None if steps is None else float(self._t))
 
     def step(self, call_model: Callable[[], np.ndarray]) -> StepResult:
         """One scheduled step: decide, extrapolate or call the model, commit, and return what was executed."""

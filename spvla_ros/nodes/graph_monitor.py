@@ -1,8 +1,11 @@
-"""Live one-line status of the graph: VLA Hz, command Hz, % extrapolated, keep ratio, safety drops.
+"""Live one-line status of the graph: VLA Hz, command Hz, action steps by path, keep ratio, safety drops.
 
-Rates are counted over a sliding window of received messages (receive wall time). "% extrapolated" is
-extrapolated / (model + extrapolated) action steps from the newest ``SchedulerStatus``; "dropped" is the
-safety node's ``drop_*`` intervention counters from its ``SafetyStatus`` (when that message type exists).
+Rates are counted over a sliding window of received messages (receive wall time). The action steps are
+the newest ``SchedulerStatus`` counters, each path with its share of all steps: ``model`` (a fresh model
+action), ``extrap`` (the cheap path) and ``wait`` (no usable action: zero velocity, e.g. while the first
+chunk is computed or a model call is late), so a graph that mostly waits cannot look like one that
+mostly extrapolates. "dropped" is the safety node's ``drop_*`` intervention counters from its
+``SafetyStatus`` (when that message type exists).
 """
 
 from __future__ import annotations
@@ -32,21 +35,31 @@ class GraphFigures:
 
     vla_hz: float
     command_hz: float
-    extrapolated_pct: float
     keep_ratio: float
     dropped_by_safety: float
     model_steps: int
     extrapolated_steps: int
+    wait_steps: int
     dry_run: bool | None = None
+
+    @property
+    def steps(self) -> int:
+        """Action steps so far, every path."""
+        return self.model_steps + self.extrapolated_steps + self.wait_steps
+
+    def pct(self, count: int) -> float:
+        """``count`` as a percentage of all action steps (NaN before the first)."""
+        return 100.0 * count / self.steps if self.steps else math.nan
 
     def line(self) -> str:
         def f(v: float, fmt: str) -> str:
             return "  -  " if not math.isfinite(v) else format(v, fmt)
 
+        paths = " ".join(f"{name} {n} ({f(self.pct(n), '.0f')} %)" for name, n in (
+            ("model", self.model_steps), ("extrap", self.extrapolated_steps), ("wait", self.wait_steps)))
         return (
             f"VLA {f(self.vla_hz, '5.2f')} Hz | cmd {f(self.command_hz, '6.1f')} Hz | "
-            f"extrapolated {f(self.extrapolated_pct, '5.1f')} % ({self.extrapolated_steps}/"
-            f"{self.model_steps + self.extrapolated_steps} steps) | keep {f(self.keep_ratio, '4.2f')} | "
+            f"steps {paths} | keep {f(self.keep_ratio, '4.2f')} | "
             f"safety dropped {f(self.dropped_by_safety, '.0f')}"
             + (" (dry run: nothing sent)" if self.dry_run else "")
         )
@@ -107,8 +120,6 @@ class GraphMonitor(Node):
 
     def figures(self) -> GraphFigures:
         s = self._status
-        model = 0 if s is None else int(s.model_steps)
-        extrap = 0 if s is None else int(s.extrapolated_steps)
-        pct = 100.0 * extrap / (model + extrap) if model + extrap else math.nan
-        return GraphFigures(self.chunks.rate(), self.commands.rate(), pct, self._keep, self._dropped, model, extrap,
-                            self._dry_run)
+        counts = (0, 0, 0) if s is None else (int(s.model_steps), int(s.extrapolated_steps), int(s.wait_steps))
+        return GraphFigures(self.chunks.rate(), self.commands.rate(), self._keep, self._dropped, *counts,
+                            dry_run=self._dry_run)

@@ -44,7 +44,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spvla.msg import ActionChunk, InferenceRequest, PolicyStatus
 from std_msgs.msg import String
 
-from spvla_ros.core.config_io import dataclass_from_yaml
+from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
 from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
@@ -52,8 +52,7 @@ from spvla_ros.core.pruning.config import PruningConfig
 from spvla_ros.core.pruning.keep_ratio import keep_ratio_for_speed
 from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
-from spvla_ros.nodes.bringup import share_dir
-from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
@@ -65,8 +64,12 @@ PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio"
                   "canny_low": (0.0, MAX_CANNY_GRADIENT), "canny_high": (0.0, MAX_CANNY_GRADIENT),
                   "min_edge_pixels": (1, PruningConfig().patch_size ** 2), "t_ks": (0.0, 100.0),
                   "semantic_mass": (0.0, 1.0)}
+"""Slider spans; declared as the part PruningConfig accepts (min_keep_ratio > 0, v_pmax > v_pmin: params.py)."""
+PRUNING_PAIRS = (("v_pmin", "v_pmax"), ("canny_low", "canny_high"))
 PRUNING_READ_ONLY = ("patch_size",)
 """The vision encoders' patch side is architecture, not tuning."""
+PRUNING_FILE = "pruning.yaml"
+POLICY_FILE = "policy.yaml"
 RESIZE_PARAM = "resize_interpolation"
 """PolicyConfig field exposed on the node (read-only; the rest of PolicyConfig comes from ``policy_config``)."""
 WORKER_POLL_S = 0.1
@@ -94,8 +97,10 @@ class _Job:
     keep_ratio: float
 
 
-class PolicyNode(Node):
+class PolicyNode(PairedParameters, Node):
     """See the module docstring. ``policy`` injects a ready policy (tests); otherwise ``load_policy`` runs."""
+
+    PARAMETER_PAIRS = PRUNING_PAIRS
 
     def __init__(self, policy: Policy | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -121,7 +126,7 @@ class PolicyNode(Node):
             _desc("a frame older than this at the request time is not used, s", False, (0.0, 60.0))).value
         policy_cfg = self._declare_policy_config()
         self._pruning = ParamGroup(PruningConfig, pruning_specs(self._declare_config_file(
-            "pruning_config", "pruning.yaml", "SP-VLA token pruning (PruningConfig) YAML: start values of the "
+            "pruning_config", PRUNING_FILE, "SP-VLA token pruning (PruningConfig) YAML: start values of the "
             "pruning parameters of this node")))
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
@@ -187,14 +192,14 @@ class PolicyNode(Node):
         """A read-only file parameter; '' = ``config/<default_file>`` of the package."""
         value = self.declare_parameter(name, "", _desc(f"{what}; '' = config/{default_file} of the package",
                                                        True)).value
-        return Path(value) if value else share_dir() / "config" / default_file
+        return Path(value) if value else CONFIG_DIR / default_file
 
     def _declare_policy_config(self):
         """PolicyConfig from the ``policy_config`` file, with ``resize_interpolation`` from its parameter."""
         from spvla_ros.core.policy.policy_config import PolicyConfig, load_policy_config
 
         cfg = load_policy_config(self._declare_config_file(
-            "policy_config", "policy.yaml", "CogACT runtime settings (PolicyConfig) YAML"))
+            "policy_config", POLICY_FILE, "CogACT runtime settings (PolicyConfig) YAML"))
         (spec,) = specs_from_dataclass(PolicyConfig, (RESIZE_PARAM,), {}, read_only=(RESIZE_PARAM,),
                                        defaults={RESIZE_PARAM: cfg.resize_interpolation})
         resize = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
@@ -345,11 +350,12 @@ class PolicyNode(Node):
         super().destroy_node()
 
 
-def pruning_specs(path: Path) -> list:
-    """ParamSpecs of every PruningConfig field, defaults from the YAML at ``path`` (unknown keys are an error)."""
-    from_file = dataclass_from_yaml(PruningConfig, path)
+def pruning_specs(path: Path | None = None) -> list:
+    """ParamSpecs of every PruningConfig field, defaults from the YAML at ``path`` (default
+    ``config/pruning.yaml``; unknown keys are an error)."""
+    from_file = dataclass_from_yaml(PruningConfig, path or CONFIG_DIR / PRUNING_FILE)
     return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, read_only=PRUNING_READ_ONLY,
-                                defaults={f: getattr(from_file, f) for f in PRUNING_FIELDS})
+                                defaults={f: getattr(from_file, f) for f in PRUNING_FIELDS}, pairs=PRUNING_PAIRS)
 
 
 def _desc(text: str, read_only: bool, value_range: tuple[float, float] | None = None) -> ParameterDescriptor:

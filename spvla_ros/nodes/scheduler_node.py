@@ -4,7 +4,8 @@ Thin wrapper over :class:`spvla_ros.core.command_stream.CommandStream` (the logi
 
 * subscribes ``ActionChunk`` (policy) and the instruction (a new one restarts the schedule);
 * publishes ``geometry_msgs/TwistStamped`` (EE velocity in ``frame_id``, the FR3 base frame) at
-  ``command_rate_hz``, ``InferenceRequest`` one step ahead of every model step, and ``SchedulerStatus``
+  ``command_rate_hz``, ``InferenceRequest`` one step ahead of a model step, or, when the model is slower
+  than a step, the moment the previous answer lands (from the chunk callback), and ``SchedulerStatus``
   at every action step and whenever a chunk arrives;
 * every scheduler, stream and mapping setting is a parameter with a description and a range, live:
   an invalid combination is rejected by the on-set callback with the reason, the old values stay;
@@ -14,8 +15,22 @@ Thin wrapper over :class:`spvla_ros.core.command_stream.CommandStream` (the logi
   parameter values of the params file are used as they are).
 
 Time: with ``use_sim_time`` the stream advances on every ``/clock`` message (exactly to its time, so a
-replay driven step by step is deterministic); otherwise a timer at ``command_rate_hz`` advances it to
-the wall clock. Commands are stamped with their nominal tick time.
+replay driven step by step is deterministic); otherwise a timer at ``command_rate_hz`` on the *steady*
+clock advances it to ROS time (the clock the safety node and the camera stamps use). Commands are stamped
+with their nominal tick time. Clock jumps never flood or silence the stream: a realtime-clock step
+(detected against the steady clock, :class:`~spvla_ros.core.clock_watch.ClockWatch`), a ``/clock`` reset or
+a gap longer than ``max_catch_up_s`` re-anchors the stream at the new time and restarts the schedule
+(logged, counted as ``clock_jump_forward``/``clock_jump_backward`` in the status' drop counts).
+
+Refusals: every chunk the scheduler does not use (bad shape or values, a stamp before the epoch or ahead
+of its clock by more than ``max_stamp_lead_s``, older than the one held, answering a request from before the
+last instruction change or clock jump, predicted for another instruction) and every ``/clock`` it cannot use
+is counted by reason in ``SchedulerStatus.drop_names``/``drop_counts`` and logged at most once per
+``DROP_LOG_PERIOD_S`` per reason. No header value raises.
+
+Instruction: a new text on the instruction topic restarts the schedule; from then on only chunks carrying
+that instruction's digest (``ActionChunk.instruction_digest``) are used. Before the first instruction
+message every digest is accepted (the policy runs on its ``instruction`` parameter, unknown here).
 
 Run: ``ros2 run spvla scheduler_node --ros-args --params-file config/spvla.yaml``
 """
@@ -23,10 +38,13 @@ Run: ``ros2 run spvla scheduler_node --ros-args --params-file config/spvla.yaml`
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.clock import Clock as RclpyClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -34,21 +52,37 @@ from spvla.msg import ActionChunk, GripperCommand, InferenceRequest, SchedulerSt
 from std_msgs.msg import String
 
 from spvla_ros.core.action_mapping import ActionMappingConfig
-from spvla_ros.core.command_stream import Advance, CommandStream, StepReport, StreamConfig, make_chunk
+from spvla_ros.core.clock_watch import ClockWatch
+from spvla_ros.core.command_stream import (
+    Advance,
+    ClockJump,
+    CommandStream,
+    Request,
+    StepReport,
+    StreamConfig,
+    make_chunk,
+)
 from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.gripper import GripperConfig
-from spvla_ros.core.instruction import instruction_for_log
+from spvla_ros.core.instruction import instruction_digest, instruction_for_log
 from spvla_ros.core.scheduler_config import SchedulerConfig
 from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
 from spvla_ros.core.stamps import ns_to_sec_nanosec, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.bringup import share_dir
-from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
+from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
+from spvla_ros.nodes.time_source import guard_time_source
 
 NODE_NAME = "spvla_scheduler"
+DROP_LOG_PERIOD_S = 1.0
+"""At most one log line per refusal reason per this period, s (every refusal is counted)."""
+BAD_CHUNK = "bad_chunk"
+NEGATIVE_CLOCK = "negative_clock"
 
-# Parameter ranges (rqt sliders; rclpy rejects values outside before the on-set callback runs).
+# Parameter ranges: the span of each rqt slider; declared as the part the config validation accepts (an open
+# bound such as clip_bound > 0 moves inward, nodes/params.py), so rclpy refuses what is outside before the
+# on-set callback runs. Pairs are valid only together: a request holding both sets them together.
 SCHEDULER_FIELDS = (
     "speed_range", "buffer_size", "tau", "v_min", "v_max", "ridge_lambda", "extrapolator", "trend_damping",
     "clip_bound", "cap_step_change", "max_consecutive_extrapolations", "intuitive_test", "fit_history",
@@ -60,7 +94,7 @@ CUSTOM_MODE = "custom"
 MODE_SCALED_FIELDS = {"v_min": "v_min_resolved", "v_max": "v_max_resolved", "clip_bound": "clip_bound_resolved"}
 """Absolute node parameters a mode sets from its fractions of ``speed_range``."""
 SCHEDULER_RANGES = {
-    "speed_range": (1e-6, 10.0),
+    "speed_range": (0.0, 10.0),
     "trend_damping": (0.0, 1.0),
     "max_surprise_fraction": (0.0, 10.0),
     "buffer_size": (2, 64),
@@ -81,10 +115,11 @@ SCHEDULER_DEFAULTS = {
     "clip_bound": _SCHED_DEFAULT.clip_bound_resolved,
 }
 SCHEDULER_NONE_VALUES = {"max_open_loop_s": 0.0, "max_surprise_fraction": 0.0}
+SCHEDULER_PAIRS = (("v_min", "v_max"),)
 
 STREAM_FIELDS = (
     "action_rate_hz", "command_rate_hz", "blend_fraction", "max_linear_speed_mps", "max_angular_speed_radps",
-    "request_timeout_s",
+    "request_timeout_s", "max_stamp_lead_s", "max_catch_up_s", "clock_jump_threshold_s",
 )
 STREAM_RANGES = {
     "action_rate_hz": (0.1, 100.0),
@@ -93,6 +128,9 @@ STREAM_RANGES = {
     "max_linear_speed_mps": (0.0, 3.0),
     "max_angular_speed_radps": (0.0, 2.5),
     "request_timeout_s": (0.01, 60.0),
+    "max_stamp_lead_s": (0.0, 10.0),
+    "max_catch_up_s": (0.01, 60.0),
+    "clock_jump_threshold_s": (0.001, 10.0),
 }
 GRIPPER_PREFIX = "gripper."
 GRIPPER_FIELDS = ("threshold", "band", "min_dwell_s", "open_value_is_high")
@@ -104,7 +142,8 @@ MAPPING_FIELDS = ("action_frame", "frame_rpy", "translation_scale", "rotation_sc
 def scheduler_specs():
     return specs_from_dataclass(
         SchedulerConfig, SCHEDULER_FIELDS, SCHEDULER_RANGES, defaults=SCHEDULER_DEFAULTS,
-        none_values=SCHEDULER_NONE_VALUES,
+        none_values=SCHEDULER_NONE_VALUES, pairs=SCHEDULER_PAIRS,
+        context={"action_rate_hz": StreamConfig().action_rate_hz},  # the node always passes the stream's
     )
 
 
@@ -141,11 +180,14 @@ def ns_to_time(ns: int):
     return Time(sec=sec, nanosec=nanosec)
 
 
-class SchedulerNode(Node):
+class SchedulerNode(PairedParameters, Node):
     """See the module docstring."""
+
+    PARAMETER_PAIRS = SCHEDULER_PAIRS
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        guard_time_source(self)  # a /clock before the epoch is counted below, it must not end the node
         self._sched_params = ParamGroup(SchedulerConfig, scheduler_specs())
         self._stream_params = ParamGroup(StreamConfig, stream_specs())
         self._mapping_params = ParamGroup(ActionMappingConfig, mapping_specs())
@@ -172,6 +214,9 @@ class SchedulerNode(Node):
         self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg, gripper_cfg)
         self._instruction: str | None = None
         self.drops = DropCounts()
+        self._drop_logged_s: dict[str, float] = {}  # reason -> monotonic time of its last log line
+        self._steady = RclpyClock(clock_type=ClockType.STEADY_TIME)
+        self._clock_watch = ClockWatch(stream_cfg.clock_jump_threshold_s)
 
         self._cmd_pub = self.create_publisher(TwistStamped, topics.CMD_TWIST, qos.COMMAND_QOS)
         self._request_pub = self.create_publisher(InferenceRequest, topics.INFERENCE_REQUEST, qos.REQUEST_QOS)
@@ -243,6 +288,7 @@ class SchedulerNode(Node):
         self._mapping_params.values = mapping_vals
         self._gripper_params.values = self._gripper_params.candidate(params) or self._gripper_params.values
         self._core.reconfigure(sched, stream, mapping, self._gripper_params.build(self._gripper_params.values))
+        self._clock_watch = ClockWatch(stream.clock_jump_threshold_s)
         if self._timer is not None and stream.command_rate_hz != old_rate:
             self._start_timer(stream.command_rate_hz)
         self.get_logger().info(f"parameters applied: {', '.join(f'{p.name}={p.value}' for p in params)}")
@@ -271,14 +317,32 @@ class SchedulerNode(Node):
     def _start_timer(self, rate_hz: float) -> None:
         if self._timer is not None:
             self.destroy_timer(self._timer)
-        self._timer = self.create_timer(1.0 / rate_hz, self._on_timer)
+        self._timer = self.create_timer(1.0 / rate_hz, self._on_timer, clock=self._steady)
 
     # ------------------------------------------------------------------ callbacks
+    def _steady_now_ns(self) -> int:
+        return self._steady.now().nanoseconds
+
+    def _ros_now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def _on_timer(self) -> None:
-        self._publish(self._core.advance_to(self.get_clock().now().nanoseconds))
+        now_ns = self._ros_now_ns()
+        jump = None
+        if self._clock_watch.check(self._steady_now_ns(), now_ns) and self._core.processed_until_ns is not None:
+            jump = self._core.rebase(now_ns)  # the realtime clock was stepped: follow it at once
+        out = self._core.advance_to(now_ns)
+        self._report_jump(jump or out.jump, "wall clock (ROS time against the steady clock)")
+        self._publish(out)
 
     def _on_clock(self, msg: Clock) -> None:
-        self._publish(self._core.advance_to(stamp_to_ns(msg.clock)))
+        t_ns = stamp_to_ns(msg.clock)
+        if t_ns < 0:
+            self._drop(NEGATIVE_CLOCK, f"/clock {t_ns / 1e9:.3f} s is before the epoch: ignored")
+            return
+        out = self._core.advance_to(t_ns)
+        self._report_jump(out.jump, "/clock")
+        self._publish(out)
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         try:
@@ -286,32 +350,54 @@ class SchedulerNode(Node):
             if actions.size != msg.rows * msg.cols:
                 raise ValueError(f"data has {actions.size} values, rows*cols = {msg.rows}x{msg.cols}")
             chunk = make_chunk(actions.reshape(msg.rows, msg.cols), stamp_to_ns(msg.header.stamp),
-                               msg.action_rate_hz, msg.request_id, msg.keep_ratio, msg.model_latency_s)
-        except ValueError as exc:
-            self.drops.count("bad_chunk")
-            self.get_logger().warning(f"dropped action chunk {msg.request_id}: {exc}", throttle_duration_sec=1.0)
+                               msg.action_rate_hz, msg.request_id, msg.keep_ratio, msg.model_latency_s,
+                               msg.instruction_digest)
+        except (ValueError, TypeError, OverflowError) as exc:
+            self._drop(BAD_CHUNK, f"dropped action chunk {msg.request_id}: {exc}")
             return
-        if not self._core.on_chunk(chunk):
-            self.drops.count("older_than_held")
-            self.get_logger().warning(f"dropped action chunk {msg.request_id}: older than the one held",
-                                      throttle_duration_sec=1.0)
+        refusal = self._core.on_chunk(chunk)
+        if refusal is not None:
+            self._drop(refusal, f"dropped action chunk {msg.request_id} "
+                                f"(image stamp {chunk.image_stamp_ns / 1e9:.3f} s, stream at "
+                                f"{(self._core.processed_until_ns or 0) / 1e9:.3f} s): {refusal}")
             return
         self._publish_status(None, "chunk_arrived")
+        request = self._core.poll_request()  # a model slower than a step is asked again at once
+        if request is not None:
+            self._publish_request(request)
 
     def _on_instruction(self, msg: String) -> None:
         if msg.data != self._instruction:
-            if self._instruction is not None:
-                self.get_logger().info(f"new instruction {instruction_for_log(msg.data)}: schedule restarted")
-                self._core.reset()
+            self._core.reset(instruction_digest(msg.data))
+            self.get_logger().info(f"instruction {instruction_for_log(msg.data)}: schedule restarted, chunks for "
+                                   "any other instruction are dropped from now on")
             self._instruction = msg.data
 
+    def _drop(self, reason: str, text: str) -> None:
+        """Count a refused input under ``reason``; log it unless this reason was logged less than a period ago."""
+        n = self.drops.count(reason)
+        now = time.monotonic()
+        if now - self._drop_logged_s.get(reason, -math.inf) >= DROP_LOG_PERIOD_S:
+            self._drop_logged_s[reason] = now
+            self.get_logger().warning(f"{text} [{reason}: {n} so far]")
+
+    def _report_jump(self, jump: ClockJump | None, source: str) -> None:
+        if jump is None:
+            return
+        self._drop(jump.kind, f"{source} jumped {'forward' if jump.to_ns > jump.from_ns else 'back'} by "
+                              f"{abs(jump.to_ns - jump.from_ns) / 1e9:.3f} s: stream re-anchored at "
+                              f"{jump.to_ns / 1e9:.3f} s, schedule restarted")
+
     # ------------------------------------------------------------------ output
+    def _publish_request(self, request: Request) -> None:
+        msg = InferenceRequest(request_id=request.request_id, for_step=request.for_step, speed=request.speed)
+        msg.header.stamp = ns_to_time(request.stamp_ns)
+        msg.header.frame_id = self._frame_id
+        self._request_pub.publish(msg)
+
     def _publish(self, out: Advance) -> None:
         for request in out.requests:
-            msg = InferenceRequest(request_id=request.request_id, for_step=request.for_step, speed=request.speed)
-            msg.header.stamp = ns_to_time(request.stamp_ns)
-            msg.header.frame_id = self._frame_id
-            self._request_pub.publish(msg)
+            self._publish_request(request)
         step_iter = iter(out.steps)
         next_step = next(step_iter, None)
         for cmd in out.commands:

@@ -18,6 +18,7 @@ from rosgraph_msgs.msg import Clock
 from spvla.msg import ActionChunk, InferenceRequest, SchedulerStatus
 from std_msgs.msg import String
 
+from spvla_ros.core.instruction import instruction_digest
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.scheduler_node import SchedulerNode
 
@@ -28,11 +29,12 @@ def _t(ns: int) -> Time:
     return Time(sec=ns // NS, nanosec=ns % NS)
 
 
-def _chunk(request_id: int, stamp_ns: int, value: float) -> ActionChunk:
+def _chunk(request_id: int, stamp_ns: int, value: float, instruction: str | None = None) -> ActionChunk:
     data = np.tile([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], (16, 1)).astype(np.float32)
     data[:, 0] = value
     msg = ActionChunk(request_id=request_id, rows=16, cols=7, data=array.array("f", data.ravel().tobytes()),
-                      keep_ratio=1.0, action_rate_hz=5.0, source=ActionChunk.SOURCE_MODEL)
+                      keep_ratio=1.0, action_rate_hz=5.0, source=ActionChunk.SOURCE_MODEL,
+                      instruction_digest="" if instruction is None else instruction_digest(instruction))
     msg.header.stamp = _t(stamp_ns)
     return msg
 
@@ -93,7 +95,7 @@ def test_new_instruction_restarts_the_schedule(graph):
     ins.publish(String(data="pick up the cup"))
     assert graph.spin_until(lambda: node._instruction == "pick up the cup")
     node._on_clock(Clock(clock=_t(t0)))
-    node._on_chunk(_chunk(1, t0, 0.02))
+    node._on_chunk(_chunk(1, t0, 0.02, "pick up the cup"))
     node._on_clock(Clock(clock=_t(t0 + NS)))
     assert node.core.scheduler.buffer.shape[0] > 0
     ins.publish(String(data="put the cup down"))

@@ -78,3 +78,15 @@ def test_time_aware_ridge_equals_uniform_weights_on_uniform_steps():
 def test_sparse_linear_extrapolation_uses_the_step_gap():
     Y = np.array([[0.0, 0, 0], [0.3, 0.3, 0.3]])
     np.testing.assert_allclose(LinearExtrapolator()(Y, np.array([0.0, 3.0]), 5.0), [0.5, 0.5, 0.5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=7), st.integers(1, 7), st.floats(0.0, 10.0),
+       st.integers(0, 5000))
+def test_closed_form_sparse_weights_match_the_numpy_solve(gaps, ahead, lam, start):
+    from spvla_ros.core.extrapolation import ridge_weights_at, ridge_weights_at_steps
+
+    times = np.cumsum([start, *gaps]).astype(float)
+    t_next = times[-1] + ahead
+    np.testing.assert_allclose(ridge_weights_at_steps(times.tolist(), t_next, lam),
+                               ridge_weights_at(times, t_next, lam), rtol=0, atol=1e-12)

@@ -64,7 +64,7 @@ DEV_ONLY: dict[str, tuple[str, ...]] = {
     "mujoco": ("spvla_ros/eval/", "spvla_ros/bench/"),
     "gymnasium": ("spvla_ros/eval/", "spvla_ros/bench/"),
     "scipy": ("spvla_ros/eval/", "spvla_ros/bench/"),
-    "tqdm": ("spvla_ros/bench/",),
+    "tqdm": ("spvla_ros/eval/", "spvla_ros/bench/"),  # progress bars; installed with transformers (pinned)
     "franka_sim": ("spvla_ros/robot/franka_sim.py", "spvla_ros/robot/sim_server_localhost.py", "spvla_ros/bench/"),
 }
 

@@ -246,3 +246,32 @@ def test_open_loop_time_bound_in_seconds():
 def test_bad_variant_configuration_raises(changes):
     with pytest.raises(ValueError):
         SchedulerConfig(**changes)
+
+
+def test_live_v_min_change_recounts_the_incremental_history():
+    s = filled(CFG, [action([0.3, 0.3, 0.3])] * 6)
+    assert s.decide().intuitive_ratio == 1.0
+    s.reconfigure(CFG.with_changes(v_min=0.35, v_max=0.9))  # same buffer size: the history is kept
+    assert s.decide().intuitive_ratio == 0.0 and s.buffer.shape == (6, 7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (9, 7), elements=st.floats(-1, 1)), st.floats(0.0, 3.0), st.booleans())
+def test_incremental_state_matches_the_equations_on_the_buffer(rows, lam, cap):
+    """The ring buffer, running counts and float arithmetic give what paper Eq. 1-4 give on the held buffer
+    (numpy, recomputed from scratch) to 1e-12."""
+    from spvla_ros.core.extrapolation import ridge_weights
+
+    cfg = CFG.with_changes(v_min=0.1, v_max=2.0, tau=0.0, ridge_lambda=lam, cap_step_change=cap, clip_bound=0.8)
+    s = filled(cfg, rows)
+    buf = s.buffer
+    np.testing.assert_array_equal(buf, rows[-6:])
+    d = s.decide()
+    assert d.intuitive_ratio == np.mean(np.all(np.abs(buf[:, :3]) > 0.1, axis=1))
+    assert d.speed == pytest.approx(np.linalg.norm(rows[-1, :3]), abs=1e-12)
+    xyz = buf[:, :3]
+    pred = ridge_weights(6, lam) @ xyz
+    if cap:
+        limit = np.abs(np.diff(xyz, axis=0)).max(axis=0)
+        pred = xyz[-1] + np.clip(pred - xyz[-1], -limit, limit)
+    np.testing.assert_allclose(s.extrapolate()[:3], np.clip(pred, -0.8, 0.8), rtol=0, atol=1e-12)

@@ -20,13 +20,20 @@ REQUIRED_KEYS = {
     "overhead_us_p99",
     "sweep",
     "speed_range",
+    "decide_us_p50",
+    "decide_us_p99",
+    "extrapolate_us_p50",
+    "extrapolate_us_p99",
+    "commit_us_p50",
+    "commit_us_p99",
+    "timing_extrapolated_fraction",
 }
 
 
 def test_bench_on_real_bridge_data_writes_the_issue_keys(bridge_npz, tmp_path, capsys):
     out, png = tmp_path / "out.json", tmp_path / "frontier.png"
     assert bench_main(["scheduler", "--data", str(bridge_npz), "--json", str(out), "--plot", str(png),
-                       "--timing-repeats", "2"]) == 0
+                       "--timing-repeats", "2", "--sweep"]) == 0
     payload = json.loads(out.read_text())
     assert payload.keys() >= REQUIRED_KEYS
     assert payload["steps"] == 250 and payload["episodes"] == 25
@@ -64,10 +71,32 @@ def test_replay_compares_baselines_on_the_same_steps():
     assert result.rmse_xyz["repeat_last"] == pytest.approx(0.01 * np.sqrt(3), rel=1e-6)
 
 
-def test_synthetic_default_runs_without_shared(tmp_path):
+def test_synthetic_default_runs_without_shared_and_times_each_stage_without_the_sweep(tmp_path, capsys):
     out = tmp_path / "o.json"
-    assert bench_main(["scheduler", "--json", str(out), "--timing-repeats", "1"]) == 0
-    assert json.loads(out.read_text())["data"].startswith("synthetic")
+    assert bench_main(["scheduler", "--json", str(out), "--timing-repeats", "2", "--no-sweep"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["data"].startswith("synthetic") and payload["sweep"] == []
+    assert payload.keys() >= REQUIRED_KEYS
+    # the cost is measured where the cheap path runs (issue 19: >= 30 % of the steps extrapolated)
+    assert payload["timing_mode"] == "surprise" and payload["timing_extrapolated_fraction"] >= 0.3
+    for stage in ("decide", "extrapolate", "commit"):
+        assert 0 < payload[f"{stage}_min_us_p50"] <= payload[f"{stage}_us_p99"]
+    assert payload["overhead_min_us_p99"] <= payload["overhead_us_p99"]
+    printed = capsys.readouterr().out
+    assert "total (decide+extrapolate+commit)" in printed and "sweep of tau x v_min x v_max not run" in printed
+
+
+def test_stage_figures_bookkeeping():
+    from spvla_ros.bench.scheduler_bench import stage_figures
+
+    times = np.zeros((2, 3, 3))
+    times[:, :, 0] = [[1.0, 2.0, 3.0], [4.0, 1.0, 1.0]]  # decide
+    times[:, 1, 1] = [10.0, 20.0]  # only step 1 extrapolated
+    times[:, :, 2] = 1.0
+    f = stage_figures(times, np.array([False, True, False]))
+    assert f["extrapolate_min_us_p50"] == 10.0 and f["extrapolate_us_p99"] == pytest.approx(19.9)
+    assert f["overhead_min_us_p99"] == pytest.approx(np.percentile([2.0, 12.0, 2.0], 99))
+    assert f["timing_extrapolated_fraction"] == pytest.approx(1 / 3)
 
 
 def test_load_action_episodes_rejects_bad_files(tmp_path):
@@ -93,3 +122,14 @@ def test_synthetic_episodes_are_deterministic_and_finite():
     a, b = synthetic_episodes(seed=3), synthetic_episodes(seed=3)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert all(np.isfinite(x).all() and x.shape[1] == 7 for x in a)
+
+
+def test_model_latency_bench_writes_its_figures(tmp_path, capsys):
+    out, png = tmp_path / "lat.json", tmp_path / "lat.png"
+    assert bench_main(["model-latency", "--latencies", "0.1,0.27", "--duration", "5", "--json", str(out),
+                       "--plot", str(png)]) == 0
+    payload = json.loads(out.read_text())
+    assert [r["latency_s"] for r in payload["runs"]] == [0.1, 0.27]
+    slow = payload["runs"][1]
+    assert slow["model_duty_cycle"] > 0.95 and slow["late_row_fraction"] > 0 and payload["min_rate_ratio"] >= 0.9
+    assert png.stat().st_size > 1000 and "late_row_frac" in capsys.readouterr().out

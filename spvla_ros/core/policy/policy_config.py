@@ -8,10 +8,11 @@ from pathlib import Path
 
 import yaml
 
+from spvla_ros.core.config_io import CONFIG_DIR
 from spvla_ros.core.validation import require_finite_fields, require_int_at_least
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "config" / "policy.yaml"
-"""``config/policy.yaml`` of a source checkout."""
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "policy.yaml"
+"""``config/policy.yaml`` of a source checkout, or its installed copy in ``share/spvla/config``."""
 RESIZE_INTERPOLATIONS = ("pil_bicubic", "cv2_area", "cv2_linear", "cv2_cubic")
 """How a camera frame is brought to 224x224 px (frames already 224x224 are used as they are):
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from spvla_ros.core.config_io import CONFIG_DIR
 from spvla_ros.core.safety.fr3_limits import (
     FR3_CONTROL_PERIOD_S,
     FR3_MAX_ANG_ACC_RADPS2,
@@ -141,8 +142,8 @@ def _check_finite(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
-SAFETY_YAML = Path(__file__).resolve().parents[3] / "config" / "safety.yaml"
-"""``config/safety.yaml`` of a source checkout (an installed copy lives in ``share/spvla/config``)."""
+SAFETY_YAML = CONFIG_DIR / "safety.yaml"
+"""``config/safety.yaml`` of a source checkout, or its installed copy in ``share/spvla/config``."""
 SAFETY_NODE_NAME = "spvla_safety"
 """The safety node's name: its section of the ROS params file."""
 NODE_PARAMETERS = ("dry_run", "backend", "robot_ip", "publish_rate_hz", "status_rate_hz")
