@@ -26,6 +26,12 @@ the one in flight (never published), so no chunk for the old instruction leaves 
 carries the digest of its instruction for the scheduler to check. Every refusal is counted by reason in
 ``PolicyStatus`` and logged (rate-limited).
 
+Configuration: ``policy_config`` (default ``config/policy.yaml``: CFG, DDIM, ensemble; its
+``resize_interpolation`` is also a read-only parameter here, default ``pil_bicubic`` as the official CogACT) and
+``pruning_config`` (default ``config/pruning.yaml``). Every ``PruningConfig`` field is a parameter of this node
+whose start value is that file's (a params file or ``-p`` still overrides it); all but ``patch_size`` are live,
+and a change reaches the next model call (Canny thresholds, semantic mode and mass, position ids, speed ramp).
+
 Run: ``ros2 run spvla policy_node --ros-args --params-file config/spvla.yaml -p preset:=tiny``
 """
 
@@ -37,7 +43,8 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +55,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spvla.msg import ActionChunk, InferenceRequest, PolicyStatus
 from std_msgs.msg import String
 
+from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
 from spvla_ros.core.drop_counts import DropCounts
 from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
@@ -59,10 +67,22 @@ from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_data
 from spvla_ros.nodes.spin import spin_node
 
 NODE_NAME = "spvla_policy"
-PRUNING_FIELDS = ("v_pmin", "v_pmax", "min_keep_ratio")
-PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0)}
+PRUNING_FIELDS = tuple(f.name for f in fields(PruningConfig))
+"""Every PruningConfig field is a parameter of this node; its start value comes from the ``pruning_config`` file."""
+MAX_CANNY_GRADIENT = 2040.0
+"""Largest |Gx| + |Gy| of OpenCV Canny's 3x3 Sobel on a uint8 image (2 x 4 x 255): no threshold above it matters."""
+PRUNING_RANGES = {"v_pmin": (0.0, 10.0), "v_pmax": (0.0, 10.0), "min_keep_ratio": (0.0, 1.0),
+                  "canny_low": (0.0, MAX_CANNY_GRADIENT), "canny_high": (0.0, MAX_CANNY_GRADIENT),
+                  "min_edge_pixels": (1, PruningConfig().patch_size ** 2), "t_ks": (0.0, 100.0),
+                  "semantic_mass": (0.0, 1.0)}
 """Slider spans; declared as the part PruningConfig accepts (min_keep_ratio > 0, v_pmax > v_pmin: params.py)."""
-PRUNING_PAIRS = (("v_pmin", "v_pmax"),)
+PRUNING_PAIRS = (("v_pmin", "v_pmax"), ("canny_low", "canny_high"))
+PRUNING_READ_ONLY = ("patch_size",)
+"""The vision encoders' patch side is architecture, not tuning."""
+PRUNING_FILE = "pruning.yaml"
+POLICY_FILE = "policy.yaml"
+RESIZE_PARAM = "resize_interpolation"
+"""PolicyConfig field exposed on the node (read-only; the rest of PolicyConfig comes from ``policy_config``)."""
 WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
@@ -73,14 +93,11 @@ DROP_INSTRUCTION_CHANGED = "instruction_changed"
 DROP_BAD_IMAGE = "bad_image"
 
 
-def pruning_specs():
-    return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, pairs=PRUNING_PAIRS)
-
-
 class Policy(Protocol):
     """What the node needs from a policy (``spvla_ros.core.policy.CogACTPolicy``)."""
 
     action_rate_hz: float
+    pruning_config: PruningConfig
 
     def predict_chunk(self, image: np.ndarray, instruction: str, keep_ratio: float = 1.0) -> Any: ...
 
@@ -126,7 +143,10 @@ class PolicyNode(PairedParameters, Node):
             "max_future_stamp_s", 0.05,
             _desc("a frame stamped further ahead of the node clock is held back (never the newest frame) "
                   "until the clock reaches it, s", False, (0.0, 10.0))).value
-        self._pruning = ParamGroup(PruningConfig, pruning_specs())
+        policy_cfg = self._declare_policy_config()
+        self._pruning = ParamGroup(PruningConfig, pruning_specs(self._declare_config_file(
+            "pruning_config", PRUNING_FILE, "SP-VLA token pruning (PruningConfig) YAML: start values of the "
+            "pruning parameters of this node")))
         self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
                                 for s in self._pruning.specs.values()}
         self._pruning_cfg = self._pruning.build(self._pruning.values)
@@ -136,9 +156,11 @@ class PolicyNode(PairedParameters, Node):
 
             policy = load_policy(
                 preset=self._preset, checkpoint=self._checkpoint or None, device=self._device,
-                unnorm_key=self._unnorm_key or None, seed=self._seed,
+                unnorm_key=self._unnorm_key or None, seed=self._seed, config=policy_cfg,
+                pruning_config=self._pruning_cfg,
             )
         self._policy = policy
+        self._policy.pruning_config = self._pruning_cfg
         self._frame: Image | CompressedImage | None = None
         self._early: tuple[Image | CompressedImage, float] | None = None  # (frame ahead of the clock, arrival s)
         self._instruction: str = self._default_instruction
@@ -187,6 +209,23 @@ class PolicyNode(PairedParameters, Node):
         self._status_pub.publish(msg)
 
     # ------------------------------------------------------------------ parameters
+    def _declare_config_file(self, name: str, default_file: str, what: str) -> Path:
+        """A read-only file parameter; '' = ``config/<default_file>`` of the package."""
+        value = self.declare_parameter(name, "", _desc(f"{what}; '' = config/{default_file} of the package",
+                                                       True)).value
+        return Path(value) if value else CONFIG_DIR / default_file
+
+    def _declare_policy_config(self):
+        """PolicyConfig from the ``policy_config`` file, with ``resize_interpolation`` from its parameter."""
+        from spvla_ros.core.policy.policy_config import PolicyConfig, load_policy_config
+
+        cfg = load_policy_config(self._declare_config_file(
+            "policy_config", POLICY_FILE, "CogACT runtime settings (PolicyConfig) YAML"))
+        (spec,) = specs_from_dataclass(PolicyConfig, (RESIZE_PARAM,), {}, read_only=(RESIZE_PARAM,),
+                                       defaults={RESIZE_PARAM: cfg.resize_interpolation})
+        resize = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        return replace(cfg, resize_interpolation=resize)
+
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         try:
             values = self._pruning.candidate(params)
@@ -201,6 +240,7 @@ class PolicyNode(PairedParameters, Node):
         if values is not None:
             self._pruning_cfg = self._pruning.build(values)
             self._pruning.values = values
+            self._policy.pruning_config = self._pruning_cfg  # the next model call selects tokens with it
         for p in params:
             if p.name == "max_frame_age_s":
                 self._max_frame_age_s = p.value
@@ -396,9 +436,18 @@ class PolicyNode(PairedParameters, Node):
             self.chunks_published += 1
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._worker.join(timeout=JOIN_TIMEOUT_S)
+        if hasattr(self, "_worker"):  # absent when __init__ failed (bad config file): rclpy still destroys us
+            self._stop.set()
+            self._worker.join(timeout=JOIN_TIMEOUT_S)
         super().destroy_node()
+
+
+def pruning_specs(path: Path | None = None) -> list:
+    """ParamSpecs of every PruningConfig field, defaults from the YAML at ``path`` (default
+    ``config/pruning.yaml``; unknown keys are an error)."""
+    from_file = dataclass_from_yaml(PruningConfig, path or CONFIG_DIR / PRUNING_FILE)
+    return specs_from_dataclass(PruningConfig, PRUNING_FIELDS, PRUNING_RANGES, read_only=PRUNING_READ_ONLY,
+                                defaults={f: getattr(from_file, f) for f in PRUNING_FIELDS}, pairs=PRUNING_PAIRS)
 
 
 def _desc(text: str, read_only: bool, value_range: tuple[float, float] | None = None) -> ParameterDescriptor:
