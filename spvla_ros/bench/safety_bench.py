@@ -8,7 +8,9 @@ pylibfranka backend with the safety layer and once through a naive relay without
 
 JSON keys: ``streams``, ``commands_sent``, ``reflexes`` (with the layer; must be 0),
 ``unfiltered_reflexes`` (same streams without the layer; must be > 0), ``max_lin_acc`` (m/s^2),
-``max_lin_jerk`` (m/s^3), ``stop_time_s`` (last input of a killed upstream to output at rest),
+``max_lin_jerk`` (m/s^3), ``stop_time_s`` (last input of a killed upstream to output at rest, in robot
+time: 1 ms per control cycle; the layer runs on the robot's clock here), ``stop_time_wall_s`` (the same on
+the host's wall clock: it stretches with the host's load),
 ``filter_us_p99`` (safety layer per 1 kHz cycle), plus ``per_stream``, ``config`` and ``machine``.
 """
 
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                        rows))
     print(f"\nreflexes {report['reflexes']} (with layer), unfiltered_reflexes {report['unfiltered_reflexes']}, "
           f"commands_sent {report['commands_sent']}, max_lin_acc {report['max_lin_acc']:.3f} m/s^2, "
-          f"max_lin_jerk {report['max_lin_jerk']:.1f} m/s^3, stop_time_s {report['stop_time_s']:.3f}, "
+          f"max_lin_jerk {report['max_lin_jerk']:.1f} m/s^3, stop_time_s {report['stop_time_s']:.3f} (robot time; "
+          f"wall {report['stop_time_wall_s']:.3f}), "
           f"filter_us_p99 {report['filter_us_p99']:.1f}")
     if args.json:
         write_json(args.json, report)
@@ -78,9 +81,9 @@ def run_streams(streams: list, robot_ip: str = LOOPBACK_HOST) -> dict:
     from spvla_ros.robot.franka_libfranka import LibfrankaVelocityBackend
 
     config = bench_safety_config()
-    backend = LibfrankaVelocityBackend(SafetyLayer(config), robot_ip)
+    backend = LibfrankaVelocityBackend(SafetyLayer(config), robot_ip, use_robot_time=True)
     per_stream, filter_s, all_commands = [], [], []
-    stop_times = []
+    stop_times, stop_times_wall = [], []
     for stream in streams:
         backend.home()
         filtered = run_filtered(backend, stream)
@@ -95,6 +98,7 @@ def run_streams(streams: list, robot_ip: str = LOOPBACK_HOST) -> dict:
         all_commands.append(filtered.commands)
         if math.isfinite(filtered.stop_time_s):
             stop_times.append(filtered.stop_time_s)
+            stop_times_wall.append(filtered.stop_time_wall_s)
         per_stream.append({
             "stream": stream.name,
             "commands_sent": len(filtered.commands),
@@ -102,6 +106,7 @@ def run_streams(streams: list, robot_ip: str = LOOPBACK_HOST) -> dict:
             "abort_message": filtered.abort_message,
             **kin,
             "stop_time_s": filtered.stop_time_s,
+            "stop_time_wall_s": filtered.stop_time_wall_s,
             "interventions": {k: v for k, v in filtered.counters.items() if v},
             "unfiltered_commands_sent": len(unfiltered.commands),
             "unfiltered_reflex": unfiltered.reflex,
@@ -124,6 +129,7 @@ def run_streams(streams: list, robot_ip: str = LOOPBACK_HOST) -> dict:
         "max_lin_vel": peak["max_lin_vel"],
         "max_ang_vel": peak["max_ang_vel"],
         "stop_time_s": max(stop_times) if stop_times else math.nan,
+        "stop_time_wall_s": max(stop_times_wall) if stop_times_wall else math.nan,
         "filter_us_p99": float(np.percentile(np.array(filter_s) * 1e6, 99)) if filter_s else math.nan,
         "per_stream": per_stream,
         "config": dataclasses.asdict(config),

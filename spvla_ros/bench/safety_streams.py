@@ -3,13 +3,14 @@ with the layer (through :class:`~spvla_ros.robot.franka_libfranka.LibfrankaVeloc
 (a naive relay that writes the newest input every 1 ms, as a controller without a safety layer would).
 
 Used by ``spvla-bench safety`` and by ``test/e2e/test_franka_sim.py``. Twists are [vx, vy, vz, wx, wy, wz]
-in m/s and rad/s, FR3 base frame.
+in m/s and rad/s, FR3 base frame. Times are robot time (``state.time``: 1 ms per control cycle) when the
+backend runs on it (``use_robot_time``), so stream timing and stop times do not stretch when the host is
+loaded and franka-sim serves cycles late; the host's wall-clock figure is kept beside it.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,7 +117,10 @@ class StreamResult:
         filter_s: time in the safety layer per cycle, s (empty for the relay).
         last_input_s: clock time of the last input before a silence that lasted to the end, s.
         rest_s: clock time of the first cycle from which the output stayed exactly zero, s.
-        tick_times_s: clock time of each cycle, s.
+        tick_times_s: clock time of each cycle (the layer's clock: robot time with ``use_robot_time``), s.
+        wall_times_s: host monotonic time of each cycle, s.
+        last_input_index: cycle of the last input before a final silence (-1 if n/a).
+        rest_index: first cycle from which the output stayed exactly zero (-1 if n/a).
         counters: the layer's intervention counters after the run.
     """
 
@@ -130,12 +134,30 @@ class StreamResult:
     last_input_s: float = math.nan
     rest_s: float = math.nan
     tick_times_s: list[float] = field(default_factory=list)
+    wall_times_s: list[float] = field(default_factory=list)
+    last_input_index: int = -1
+    rest_index: int = -1
     counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def stop_time_s(self) -> float:
-        """Time from the last input (before a final silence) until the output was at rest, s (nan if n/a)."""
+        """Time from the last input (before a final silence) until the output was at rest, s (nan if n/a),
+        on the layer's clock (robot time with ``use_robot_time``)."""
         return self.rest_s - self.last_input_s
+
+    @property
+    def stop_cycles(self) -> int:
+        """Control cycles from the last input until the output was at rest (-1 if n/a)."""
+        if self.rest_index < 0 or self.last_input_index < 0:
+            return -1
+        return self.rest_index - self.last_input_index
+
+    @property
+    def stop_time_wall_s(self) -> float:
+        """:attr:`stop_time_s` measured on the host's wall clock, s (nan if n/a)."""
+        if self.stop_cycles < 0 or self.rest_index >= len(self.wall_times_s):
+            return math.nan
+        return self.wall_times_s[self.rest_index] - self.wall_times_s[self.last_input_index]
 
 
 class _Feeder:
@@ -146,6 +168,7 @@ class _Feeder:
         self.start_s: float | None = None
         self.next_input_s = 0.0
         self.last_input_s = math.nan
+        self.last_input_index = -1
         self.ticks: list[float] = []
 
     def __call__(self, now_s: float) -> None:
@@ -159,6 +182,7 @@ class _Feeder:
         twist = self.stream.value(t)
         if twist is not NO_INPUT:
             self.last_input_s = now_s
+            self.last_input_index = len(self.ticks) - 1
             self.sink(twist, now_s)
 
 
@@ -171,11 +195,14 @@ def run_filtered(backend: object, stream: CommandStream) -> StreamResult:
     feeder = _Feeder(stream, lambda twist, now: layer.submit(twist, 0.0, FRAME_ID, now))
     record = backend.run_motion(per_tick=feeder, max_duration_s=STREAM_DURATION_S)
     result = StreamResult(stream.name, True, np.array(record.commands).reshape(-1, 6), record.aborted,
-                          record.abort_message, record.aborted, record.filter_s, tick_times_s=feeder.ticks)
-    result.counters = layer.snapshot(time.monotonic()).counters
+                          record.abort_message, record.aborted, record.filter_s, tick_times_s=feeder.ticks,
+                          wall_times_s=record.wall_time_s)
+    result.counters = layer.snapshot(backend.clock()).counters
     if math.isfinite(stream.silent_from_s):
         result.last_input_s = feeder.last_input_s
-        result.rest_s = _rest_time(result.commands, feeder.ticks)
+        result.last_input_index = feeder.last_input_index
+        result.rest_index = _rest_index(result.commands, feeder.ticks)
+        result.rest_s = feeder.ticks[result.rest_index] if result.rest_index >= 0 else math.nan
     return result
 
 
@@ -189,10 +216,11 @@ def run_unfiltered(robot: object, stream: CommandStream) -> StreamResult:
     commands = []
     try:
         control = robot.start_cartesian_velocity_control(pf.ControllerMode.CartesianImpedance)
-        start_s = time.monotonic()
+        start_s = None
         while True:
-            control.readOnce()
-            now_s = time.monotonic()
+            state, _period = control.readOnce()
+            now_s = state.time.to_sec()  # robot time, like the filtered run
+            start_s = now_s if start_s is None else start_s
             feeder(now_s)
             done = now_s - start_s >= STREAM_DURATION_S
             twist = np.zeros(6) if done else latest[0]
@@ -211,13 +239,13 @@ def run_unfiltered(robot: object, stream: CommandStream) -> StreamResult:
     return result
 
 
-def _rest_time(commands: np.ndarray, ticks: list[float]) -> float:
-    """Clock time of the first cycle from which every later command is exactly zero (nan if never)."""
+def _rest_index(commands: np.ndarray, ticks: list[float]) -> int:
+    """First cycle from which every later command is exactly zero (-1 if never)."""
     moving = np.flatnonzero(np.any(commands != 0.0, axis=1))
     if len(ticks) != len(commands) or len(moving) == 0:
-        return math.nan
-    first_rest = moving[-1] + 1
-    return ticks[first_rest] if first_rest < len(ticks) else math.nan
+        return -1
+    first_rest = int(moving[-1]) + 1
+    return first_rest if first_rest < len(ticks) else -1
 
 
 def stream_kinematics(commands: np.ndarray, period_s: float = CONTROL_PERIOD_S) -> dict[str, float]:

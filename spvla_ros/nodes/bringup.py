@@ -3,7 +3,9 @@
 The same graph as ``launch/bringup.launch.py`` (a test keeps the executables, parameter files and
 arguments of the two equal): one process per node by default, or all nodes in this process on one
 single-threaded executor with ``--composed`` (the policy's model still runs on its own worker thread).
-Ctrl-C stops everything within a second, without tracebacks.
+Ctrl-C (or SIGTERM, SIGHUP) stops everything within a second, without tracebacks; an armed safety node
+first ramps its output to zero and sends the final zero (at most ``SHUTDOWN_RAMP_TIMEOUT_S``). When a
+node process dies, the others are stopped the same way, so the arm is brought to rest, not left moving.
 
 Examples::
 
@@ -23,16 +25,21 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from spvla_ros.core.safety.config import SHUTDOWN_RAMP_TIMEOUT_S
+
 PACKAGE = "spvla"
 FASTDDS_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 FASTDDS_PROFILE = "fastdds_shm.xml"
 SHUTDOWN_TIMEOUT_S = 1.0
-"""Children get SIGINT, then SIGKILL if still alive after this long, s."""
+"""Children get SIGINT, then SIGKILL if still alive after this long, s..."""
+SAFETY_SHUTDOWN_TIMEOUT_S = SHUTDOWN_RAMP_TIMEOUT_S + SHUTDOWN_TIMEOUT_S
+"""...except the safety node, which first ramps to zero and sends the final zero, s."""
 STATUS_PERIOD_S = 1.0
 
 
@@ -91,6 +98,7 @@ NODES = (
 REPLAY = NodeSpec("spvla-bag", "spvla_ros.bag.cli", "spvla_bag_player", (), ())
 """Camera replay: ``spvla-bag play <replay_bag>`` (started only when ``replay_bag`` is given)."""
 BOOL_PARAMETERS = ("dry_run", "use_sim_time")
+SAFETY_EXECUTABLE = "safety_node"
 
 
 def share_dir() -> Path:
@@ -180,22 +188,30 @@ def child_env(share: Path) -> dict[str, str]:
 
 
 class _Stop:
+    """Signal handler of this process: records the first stop signal."""
+
     def __init__(self) -> None:
         self.requested = False
+        self.reason = ""
 
-    def __call__(self, *_args) -> None:
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.reason = self.reason or signal.Signals(signum).name
         self.requested = True
 
 
-def _terminate(procs: list[subprocess.Popen]) -> list[int | None]:
+def _terminate(procs: list[subprocess.Popen], timeouts_s: list[float] | None = None) -> list[int | None]:
+    """SIGINT to every process still running, then SIGKILL to any still alive after its timeout."""
+    timeouts_s = timeouts_s or [SHUTDOWN_TIMEOUT_S] * len(procs)
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-    for p in procs:
+    start = time.monotonic()
+    for p, timeout_s in zip(procs, timeouts_s, strict=True):
         try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            p.wait(timeout=max(0.0, start + timeout_s - time.monotonic()))
         except subprocess.TimeoutExpired:
+            print(f"spvla-bringup: {p.args[2] if len(p.args) > 2 else p.args} did not stop within {timeout_s} s: "
+                  "killed", file=sys.stderr)
             p.kill()
             p.wait()
     return [p.returncode for p in procs]
@@ -235,10 +251,15 @@ def run_processes(values: dict[str, str], args: argparse.Namespace, stop: _Stop)
             monitor.spin(0.1)
     finally:
         monitor.close()
-        codes = _terminate([p for p in [replay, *procs.values()] if p is not None])
+        # Everything is stopped at once: the safety node disarms and ramps to zero while the others exit.
+        stopping = [(p, SHUTDOWN_TIMEOUT_S) for p in ([replay] if replay is not None else [])]
+        stopping += [(p, SAFETY_SHUTDOWN_TIMEOUT_S if name == SAFETY_EXECUTABLE else SHUTDOWN_TIMEOUT_S)
+                     for name, p in procs.items()]
+        codes = _terminate([p for p, _ in stopping], [t for _, t in stopping])
         os.unlink(f.name)
-    if any(c not in (0, -signal.SIGINT) for c in codes[-len(procs):]):
-        print(f"spvla-bringup: exit codes {dict(zip(procs, codes[-len(procs):], strict=True))}", file=sys.stderr)
+    node_codes = dict(zip(procs, codes[-len(procs):], strict=True))
+    print(f"spvla-bringup: node exit codes {node_codes}", file=sys.stderr, flush=True)
+    if any(c not in (0, -signal.SIGINT) for c in node_codes.values()):
         rc = rc or 1
     return rc
 
@@ -247,6 +268,8 @@ def run_composed(values: dict[str, str], args: argparse.Namespace, stop: _Stop) 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+
+    from spvla_ros.nodes.spin import wind_down
 
     share = share_dir()
     os.environ.setdefault(FASTDDS_ENV, str(share / "config" / FASTDDS_PROFILE))
@@ -272,13 +295,21 @@ def run_composed(values: dict[str, str], args: argparse.Namespace, stop: _Stop) 
         monitor = GraphMonitorLine(args.status, executor)
         end = None if args.duration is None else time.monotonic() + args.duration
         while not stop.requested and (end is None or time.monotonic() < end):
-            executor.spin_once(timeout_sec=0.05)
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - a node's callback raised: stop the graph, arm to rest first
+                print(f"spvla-bringup: a node failed; stopping the graph:\n{traceback.format_exc()}",
+                      file=sys.stderr, flush=True)
+                rc = 1
+                break
             monitor.maybe_print()
             if replay is not None and replay.poll() is not None:
                 rc = replay.returncode
                 if args.exit_after_replay:
                     break
                 replay = None
+        # Still spinning: the safety node ramps to zero and sends the final zero before anything goes.
+        wind_down(executor, nodes, stop.reason if stop.requested else "graph stopped")
     finally:
         if replay is not None:
             _terminate([replay])
@@ -358,9 +389,11 @@ class _Monitor:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     values = resolve_args(args)
+    from spvla_ros.nodes.spin import STOP_SIGNALS
+
     stop = _Stop()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
     mode = "composed (one process)" if args.composed else "one process per node"
     print(f"spvla-bringup: {mode}; preset {values['preset']} on {values['device']}, dry_run {values['dry_run']}"
           + (f", replaying {values['replay_bag']}" if values["replay_bag"] else ""), flush=True)

@@ -23,17 +23,18 @@ import math
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
-from spvla_ros.core.safety import RobotMode, SafetyConfig, SafetyLayer, SafetySnapshot
-from spvla_ros.core.safety.config import SAFETY_NODE_NAME
+from spvla_ros.core.safety import Intervention, RobotMode, SafetyConfig, SafetyLayer, SafetySnapshot
+from spvla_ros.core.safety.config import SAFETY_NODE_NAME, SHUTDOWN_RAMP_TIMEOUT_S
 from spvla_ros.core.safety.fr3_limits import FR3_MAX_ANG_VEL_RADPS, FR3_MAX_LIN_VEL_MPS
+from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
@@ -51,12 +52,19 @@ try:
 except ImportError:
     ErrorRecovery = None
 
+SHUTTING_DOWN = "shutting down: arming refused"
 BACKEND_ROS = "ros"
 BACKEND_LIBFRANKA = "libfranka"
 MAX_STEPS_PER_TICK = 100
 """At most this many 1 ms limiter steps per publish tick (a longer gap is not made up: ramps slow down)."""
-SHUTDOWN_RAMP_TIMEOUT_S = 3.0
 BACKEND_JOIN_TIMEOUT_S = 5.0
+"""Bound on the libfranka motion's ramp down and ``motion_finished`` at shutdown, s."""
+FINAL_ZERO_ACK_TIMEOUT_S = 0.5
+"""How long the final zero may take to be acknowledged by the (reliable) subscribers before exit, s."""
+DROP_LOG_PERIOD_S = 1.0
+"""Dropped commands and clamps are logged at most once per this period (and counted always), s."""
+NOT_ARMED_LOG_PERIOD_S = 10.0
+"""Commands held back in dry run: logged at most once per this period (the normal state until armed), s."""
 SAFETY_FIELDS = tuple(
     f for f in SafetyConfig.__dataclass_fields__ if f != "control_period_s"
 )
@@ -108,6 +116,9 @@ class SafetyNode(Node):
         self.layer = SafetyLayer(config)
         self._last_step_s = time.monotonic()
         self._published_zero = True
+        self._winding_down = False
+        self._desired_gripper = None  # newest GripperCommand received (relayed once on arming if vetoed)
+        self._relayed_gripper_state: str | None = None
         self._frame_id = config.frame_id or "fr3_link0"
         self._safe_pub = self.create_publisher(TwistStamped, topics.SAFE_TWIST, qos.COMMAND_QOS)
         self._status_pub = self.create_publisher(SafetyStatus or _diagnostic_type(), topics.SAFETY_STATUS,
@@ -167,18 +178,50 @@ class SafetyNode(Node):
 
     # --- inputs ---
     def _on_command(self, msg: TwistStamped) -> None:
-        now = self.get_clock().now()
-        stamp_age_s = (now.nanoseconds - rclpy.time.Time.from_msg(msg.header.stamp).nanoseconds) * 1e-9
+        # Integer nanoseconds: no header value can raise here (a negative or int32-wrapped stamp is just
+        # very old, hence dropped as stale; rclpy's Time.from_msg would raise on it).
+        stamp_age_s = (self.get_clock().now().nanoseconds - stamp_to_ns(msg.header.stamp)) / NS_PER_S
         t, r = msg.twist.linear, msg.twist.angular
         twist = np.array([t.x, t.y, t.z, r.x, r.y, r.z])
-        self.layer.submit(twist, stamp_age_s, msg.header.frame_id, time.monotonic())
+        checked = self.layer.submit(twist, stamp_age_s, msg.header.frame_id, time.monotonic())
+        self._log_interventions(checked.interventions, stamp_age_s, msg.header.frame_id)
+
+    def _log_interventions(self, done: tuple[Intervention, ...], stamp_age_s: float, frame_id: str) -> None:
+        """Rate-limited log of a dropped or clamped command (every one is counted in SafetyStatus)."""
+        if not done:
+            return
+        kind = done[-1]
+        if kind is Intervention.DROP_NOT_ARMED:
+            self.get_logger().info("commands held back: dry run (not armed); arm with ~/arm or dry_run:=false",
+                                   throttle_duration_sec=NOT_ARMED_LOG_PERIOD_S)
+            return
+        detail = {
+            Intervention.DROP_STALE_STAMP: f"stamp {stamp_age_s:.3f} s old",
+            Intervention.DROP_FUTURE_STAMP: f"stamp {-stamp_age_s:.3f} s in the future",
+            Intervention.DROP_WRONG_FRAME: f"frame {frame_id[:64]!r}, expected {self.layer.config.frame_id!r}",
+            Intervention.DROP_NO_POSE: "no fresh robot pose (workspace box)",
+        }.get(kind, "")
+        verb = "dropped" if kind.value.startswith("drop_") else "clamped"
+        self.get_logger().warning(f"command {verb}: {kind.value}" + (f" ({detail})" if detail else "")
+                                  + "; see /spvla/safety_status for the counts",
+                                  throttle_duration_sec=DROP_LOG_PERIOD_S)
 
     def _on_gripper(self, msg: object) -> None:
-        """Relay a gripper command only while armed (no e-stop, no fault); otherwise veto and count it."""
+        """Relay a gripper command only while armed (no e-stop, no fault); otherwise veto and count it.
+
+        The newest command is kept either way: one vetoed while disarmed is relayed once on arming (the
+        scheduler sends a state only when it changes, so it would otherwise be lost for good).
+        """
+        self._desired_gripper = msg
         if self.layer.gripper_allowed():
-            self._gripper_pub.publish(msg)
+            self._relay_gripper(msg)
         else:
-            self.get_logger().warning(f"gripper command {msg.state!r} vetoed: not armed, e-stop or robot fault")
+            self.get_logger().warning(f"gripper command {msg.state!r} vetoed: not armed, e-stop or robot fault "
+                                      "(relayed once the node is armed)")
+
+    def _relay_gripper(self, msg: object) -> None:
+        self._gripper_pub.publish(msg)
+        self._relayed_gripper_state = msg.state
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -191,9 +234,10 @@ class SafetyNode(Node):
     # --- arming ---
     def _set_armed(self, armed: bool) -> tuple[bool, str]:
         if armed:
-            ok, message = self.layer.arm()
+            ok, message = (False, SHUTTING_DOWN) if self._winding_down else self.layer.arm()
             if ok:
                 self.get_logger().warning("ARMED: commands now reach the robot")
+                self._relay_held_gripper()
         else:
             self.layer.disarm()
             ok, message = True, "disarmed (dry run): ramping to zero"
@@ -201,6 +245,16 @@ class SafetyNode(Node):
         if ok:
             self._dry_run = not armed
         return ok, message
+
+    def _relay_held_gripper(self) -> None:
+        """On arming: relay the newest gripper command if the hand has not been sent that state yet."""
+        held = self._desired_gripper
+        if held is not None and held.state != self._relayed_gripper_state and self.layer.gripper_allowed():
+            self.get_logger().warning(f"relaying the gripper command held while disarmed: {held.state!r}")
+            self._relay_gripper(held)
+
+    def _arm_refusal(self) -> str | None:
+        return SHUTTING_DOWN if self._winding_down else self.layer.arm_refusal()
 
     def _sync_dry_run(self) -> None:
         """After an e-stop or a fault disarmed the layer, make the dry_run parameter say so."""
@@ -211,7 +265,7 @@ class SafetyNode(Node):
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
             if p.name == "dry_run" and p.value is False and not self.layer.snapshot(time.monotonic()).armed:
-                refusal = self.layer.arm_refusal()
+                refusal = self._arm_refusal()
                 if refusal:
                     return SetParametersResult(successful=False, reason=refusal)
         return SetParametersResult(successful=True)
@@ -225,7 +279,7 @@ class SafetyNode(Node):
 
     def _on_arm(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
-            refusal = self.layer.arm_refusal()
+            refusal = self._arm_refusal()
             if refusal:
                 response.success, response.message = False, refusal
                 return response
@@ -258,20 +312,23 @@ class SafetyNode(Node):
 
     # --- output ---
     def _on_publish_tick(self) -> None:
+        # One limiter step per elapsed control period; the twist is stamped with the ROS time of this
+        # tick, so stamp differences match the steps taken (however late the publish itself is).
+        stamp = self.get_clock().now()
         now_s = time.monotonic()
         period = self.layer.config.control_period_s
         steps = min(MAX_STEPS_PER_TICK, max(1, round((now_s - self._last_step_s) / period)))
-        self._last_step_s = now_s
+        self._last_step_s = now_s if steps == MAX_STEPS_PER_TICK else self._last_step_s + steps * period
         wants = self.layer.wants_output
         for k in range(steps):
             twist = self.layer.step(now_s - (steps - 1 - k) * period)
         if wants or not self._published_zero:
-            self._publish_twist(twist)
+            self._publish_twist(twist, stamp)
             self._published_zero = not twist.any()
 
-    def _publish_twist(self, twist: np.ndarray) -> None:
+    def _publish_twist(self, twist: np.ndarray, stamp=None) -> None:
         msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = (stamp or self.get_clock().now()).to_msg()
         msg.header.frame_id = self._frame_id
         msg.twist = _twist_msg(twist)
         self._safe_pub.publish(msg)
@@ -301,20 +358,53 @@ class SafetyNode(Node):
         msg.interventions_total = int(sum(snap.counters.values()))
         self._status_pub.publish(msg)
 
-    def shutdown(self) -> None:
-        """Disarm and make a zero twist the last thing sent (ramping down first if moving)."""
+    # --- wind-down (spvla_ros.nodes.spin.WindsDown): SIGINT, SIGTERM, a sibling's death, an error ---
+    @property
+    def wind_down_timeout_s(self) -> float:
+        return BACKEND_JOIN_TIMEOUT_S if self.backend is not None else SHUTDOWN_RAMP_TIMEOUT_S
+
+    def begin_wind_down(self, reason: str) -> None:
+        """Disarm for good (arming is refused from now on): the output ramps to zero within the limits."""
+        self._winding_down = True
+        moving = not self.layer.at_rest
         self.layer.disarm()
         if self.backend is not None:
             self.backend.request_stop()
-            self.backend.join(BACKEND_JOIN_TIMEOUT_S)
+        self.get_logger().warning(f"stopping ({reason}): " + ("ramping to zero" if moving else "at rest"))
+
+    def wind_down_done(self) -> bool:
+        """At rest and the last twist sent was an exact zero (libfranka: the motion has finished)."""
+        if self.backend is not None:
+            return not self.backend.running
+        return self.layer.at_rest and self._published_zero
+
+    def end_wind_down(self) -> None:
+        """Make sure the last twist out is an exact zero, and that it was delivered."""
+        if self.backend is not None:
+            if self.backend.running:
+                self.get_logger().error(f"the libfranka motion did not finish within {BACKEND_JOIN_TIMEOUT_S} s; "
+                                        "the robot stops it when the connection closes")
             return
-        deadline = time.monotonic() + SHUTDOWN_RAMP_TIMEOUT_S
-        period = self.layer.config.control_period_s
-        while not self.layer.at_rest and time.monotonic() < deadline:
-            self._publish_twist(self.layer.step(time.monotonic()))
-            time.sleep(period)
-        if not self._published_zero or not self.layer.at_rest:
+        if not self.wind_down_done():
+            self.get_logger().error(f"the ramp to zero did not finish within {SHUTDOWN_RAMP_TIMEOUT_S} s; "
+                                    "sending zero now")
             self._publish_twist(np.zeros(6))
+            self._published_zero = True
+        if not self._safe_pub.wait_for_all_acked(Duration(seconds=FINAL_ZERO_ACK_TIMEOUT_S)):
+            self.get_logger().warning("the final zero was not acknowledged by every subscriber")
+        self.get_logger().info("stopped at rest (any twist sent last was an exact zero)")
+
+    def shutdown(self) -> None:
+        """Wind down without an executor (tests, scripts): ramp to zero, publishing, then the final zero."""
+        self.begin_wind_down("shutdown")
+        deadline = time.monotonic() + self.wind_down_timeout_s
+        if self.backend is not None:
+            self.backend.join(BACKEND_JOIN_TIMEOUT_S)
+        else:
+            while not self.wind_down_done() and time.monotonic() < deadline:
+                self._on_publish_tick()
+                time.sleep(self.layer.config.control_period_s)
+        self.end_wind_down()
 
 
 def _diagnostic_type() -> type:
@@ -338,8 +428,8 @@ def _diagnostic(snap: SafetySnapshot, dry_run: bool) -> object:
 
 
 def main(args: list[str] | None = None) -> int:
-    # the safety command goes out last, explicitly (not left to Ctrl-C)
-    return spin_node(SafetyNode, args, before_destroy=lambda node: node.shutdown())
+    # SIGINT/SIGTERM/a sibling's death: the wind-down ramps to zero and sends the final zero (spin.py)
+    return spin_node(SafetyNode, args)
 
 
 if __name__ == "__main__":

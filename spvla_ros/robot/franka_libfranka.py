@@ -7,7 +7,8 @@ zero velocity and acceleration. Upstream (a ROS node, a benchmark) only calls ``
 thread; ``per_tick`` lets a caller run code inside the loop (e.g. a synthetic command stream).
 
 Clean stop: :meth:`LibfrankaVelocityBackend.request_stop` disarms the layer; the loop keeps writing the
-ramp down and finishes the motion (``motion_finished``) only once the output is exactly at rest.
+ramp down and finishes the motion (``motion_finished``, on an exactly zero command) only once the output
+is exactly at rest (velocity and acceleration zero). The safety node requests it on SIGINT/SIGTERM.
 Errors: a ``ControlException`` (reflex) latches a fault in the layer; :meth:`recover` runs libfranka's
 automatic error recovery and clears the latch when the robot reports a healthy state.
 """
@@ -56,6 +57,9 @@ class MotionRecord:
     Attributes:
         commands: twists written, (N, 6), m/s and rad/s, base frame.
         ee_positions: measured O_T_EE translation per cycle, (N, 3), m.
+        robot_time_s: the robot's own time (``state.time``) per cycle, (N,), s: 1 ms per control cycle,
+            whatever the host's load.
+        wall_time_s: host monotonic time per cycle, (N,), s.
         filter_s: time spent in the safety layer per cycle (state update + step), (N,), s.
         aborted: the robot aborted the motion (a reflex or a rejected command).
         abort_message: libfranka's message when aborted.
@@ -64,6 +68,8 @@ class MotionRecord:
 
     commands: list[np.ndarray] = field(default_factory=list)
     ee_positions: list[np.ndarray] = field(default_factory=list)
+    robot_time_s: list[float] = field(default_factory=list)
+    wall_time_s: list[float] = field(default_factory=list)
     filter_s: list[float] = field(default_factory=list)
     aborted: bool = False
     abort_message: str = ""
@@ -76,15 +82,21 @@ class LibfrankaVelocityBackend:
     Args:
         layer: the safety layer that gates every command.
         robot_ip: the robot's (or franka-sim's) address.
-        clock: monotonic clock, s; the layer's watchdog runs on it.
+        clock: monotonic clock, s; the layer's watchdog runs on it. The ROS node keeps the host's clock
+            (its upstream is timed by it).
+        use_robot_time: run the layer (and ``per_tick``) on the robot's own time instead (``state.time``,
+            1 ms per control cycle): watchdog, stream timing and stop times then do not stretch with the
+            host's load (benchmarks, tests; franka-sim serves cycles late on a loaded host).
     """
 
-    def __init__(self, layer: SafetyLayer, robot_ip: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, layer: SafetyLayer, robot_ip: str, clock: Callable[[], float] = time.monotonic,
+                 use_robot_time: bool = False) -> None:
         import pylibfranka  # the binding is only needed when a robot is actually driven
 
         self._pf = pylibfranka
         self.layer = layer
-        self.clock = clock
+        self._robot_time_s = 0.0
+        self.clock = self._robot_clock if use_robot_time else clock
         self.robot = pylibfranka.Robot(robot_ip, pylibfranka.RealtimeConfig.kIgnore)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,6 +104,10 @@ class LibfrankaVelocityBackend:
         self.read_state()
 
     # --- state ---
+    def _robot_clock(self) -> float:
+        """The robot's time of the newest state read, s."""
+        return self._robot_time_s
+
     def read_state(self) -> object:
         """Read one robot state outside a motion and feed it to the layer; returns the pylibfranka state."""
         state = self.robot.read_once()
@@ -99,6 +115,7 @@ class LibfrankaVelocityBackend:
         return state
 
     def _feed_state(self, state: object) -> None:
+        self._robot_time_s = state.time.to_sec()
         mode = RobotMode(int(state.robot_mode.value))
         position = np.asarray(state.O_T_EE[O_T_EE_TRANSLATION], dtype=np.float64)
         self.layer.update_robot_state(mode, error_names(state.current_errors), position, self.clock())
@@ -159,12 +176,14 @@ class LibfrankaVelocityBackend:
         self._stop.clear()
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        start_s = self.clock()
+        start_s = None
         try:
             control = self.robot.start_cartesian_velocity_control(pf.ControllerMode.CartesianImpedance)
             while True:
                 state, _period = control.readOnce()
+                self._robot_time_s = state.time.to_sec()
                 now_s = self.clock()
+                start_s = now_s if start_s is None else start_s  # the motion's first cycle
                 if per_tick is not None:
                     per_tick(now_s)
                 if max_duration_s is not None and now_s - start_s >= max_duration_s:
@@ -182,6 +201,8 @@ class LibfrankaVelocityBackend:
                 control.writeOnce(command)
                 record.commands.append(twist)
                 record.ee_positions.append(np.asarray(state.O_T_EE[O_T_EE_TRANSLATION], dtype=np.float64))
+                record.robot_time_s.append(self._robot_time_s)
+                record.wall_time_s.append(time.monotonic())
                 if finished:
                     break
         except (pf.ControlException, pf.CommandException) as err:

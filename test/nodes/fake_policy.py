@@ -32,6 +32,7 @@ class FakePolicy:
         self.action_rate_hz = action_rate_hz
         self.calls: list[tuple[tuple[int, ...], str, float]] = []
         self.resets = 0
+        self.pruning_config = None  # the node sets its PruningConfig here (unused by the fake)
 
     def predict_chunk(self, image: np.ndarray, instruction: str, keep_ratio: float = 1.0) -> FakeOutput:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3

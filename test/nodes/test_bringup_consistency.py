@@ -8,6 +8,7 @@ defaults; a YAML key that no node declares (rclpy would silently ignore it).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -129,10 +130,18 @@ def test_scheduler_yaml_holds_the_default_mode_and_exactly_its_values():
         mode.v_min_resolved, mode.v_max_resolved, mode.clip_bound_resolved)
 
 
-def test_policy_yaml_pruning_defaults_match_pruning_config():
+def test_pruning_and_policy_settings_live_in_their_own_files():
+    """config/pruning.yaml and config/policy.yaml are the one place for those settings: spvla.yaml sets none of
+    them (it would silently override the file), and every PruningConfig field is a node parameter whose start
+    value is the file's (issue 19: the node used to take the dataclass defaults, not the file)."""
     yaml_params = _yaml_params(policy_node.NODE_NAME)
-    for name in policy_node.PRUNING_FIELDS:
-        assert yaml_params[name] == getattr(PruningConfig(), name)
+    assert not set(yaml_params) & {*policy_node.PRUNING_FIELDS, policy_node.RESIZE_PARAM}
+    assert yaml_params["pruning_config"] == "" and yaml_params["policy_config"] == ""
+    specs = policy_node.pruning_specs(ROOT / "config" / "pruning.yaml")
+    assert [s.field for s in specs] == [f.name for f in dataclasses.fields(PruningConfig)]
+    from_file = yaml.safe_load((ROOT / "config" / "pruning.yaml").read_text())
+    assert {s.name: s.default for s in specs} == from_file
+    assert all(len(s.description) > 10 for s in specs)
 
 
 def test_every_parameter_has_a_description():

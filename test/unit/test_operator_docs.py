@@ -2,7 +2,8 @@
 
 Regressions pinned:
   * a topic renamed in spvla_ros/nodes/topics.py but still shown under its old name in the guide or picture;
-  * a parameter in the rqt tuning table or an override example that no node has in config/{spvla,safety}.yaml;
+  * a parameter in the rqt tuning table or an override example that no node has in config/{spvla,safety}.yaml
+    (or, for the policy node's pruning parameters, config/pruning.yaml);
   * the launch-argument table drifting from launch/bringup.launch.py;
   * links to files that moved.
 """
@@ -40,6 +41,9 @@ def _node_parameters() -> dict[str, set[str]]:
     for name in ("spvla.yaml", "safety.yaml"):
         for node, body in yaml.safe_load((ROOT / "config" / name).read_text()).items():
             params.setdefault(node, set()).update(body["ros__parameters"])
+    # The policy node declares every key of config/pruning.yaml as a parameter (start value from that file;
+    # test/nodes/test_bringup_consistency.py keeps the two equal).
+    params["spvla_policy"].update(yaml.safe_load((ROOT / "config" / "pruning.yaml").read_text()))
     return params
 
 

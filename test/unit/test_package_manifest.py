@@ -49,6 +49,7 @@ PYTHON_PACKAGES: dict[str, tuple[str, str | None]] = {
     "torch": ("torch", None),
     "transformers": ("transformers", None),
     "safetensors": ("safetensors", None),
+    "PIL": ("pillow", None),
     "pylibfranka": ("pylibfranka", None),
     "rosbags": ("rosbags", None),
 }

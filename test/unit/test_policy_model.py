@@ -129,7 +129,9 @@ def test_sampling_is_deterministic_for_the_same_noise(model: CogACTModel) -> Non
 
 
 def test_prompt_and_word_hash_tokenizer() -> None:
-    assert build_prompt("  Pick Up the Cup ") == "In: What action should the robot take to pick up the cup?\nOut: "
+    # As the official builder: lower-cased, the instruction's own whitespace kept, no trailing space after "Out:".
+    assert build_prompt("Pick Up the Cup") == "In: What action should the robot take to pick up the cup?\nOut:"
+    assert build_prompt(" Pick up ") == "In: What action should the robot take to  pick up ?\nOut:"
     for bad in ("", "   ", None):
         with pytest.raises(ValueError):
             build_prompt(bad)  # type: ignore[arg-type]

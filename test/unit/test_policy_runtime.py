@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -95,6 +96,30 @@ def test_resizes_any_camera_size_like_a_224_image(policy) -> None:
     assert np.array_equal(from_camera.normalized_actions, from_224.normalized_actions)
 
 
+def test_resize_interpolations() -> None:
+    """Default = the official predict_action's PIL bicubic; the OpenCV options stay selectable; 224 px frames pass
+    unchanged whatever the setting (the official transform leaves them alone too; test/parity checks the
+    pixels against the official code)."""
+    from PIL import Image
+
+    from spvla_ros.core.policy.policy_config import RESIZE_INTERPOLATIONS
+    from spvla_ros.core.policy.runtime import resize_to_224
+
+    assert PolicyConfig().resize_interpolation == "pil_bicubic"
+    img = _scene()
+    assert img.shape[:2] != (224, 224)
+    out = {name: resize_to_224(img, name) for name in RESIZE_INTERPOLATIONS}
+    assert all(o.shape == (224, 224, 3) and o.dtype == np.uint8 for o in out.values())
+    expected = np.asarray(Image.fromarray(img).resize((224, 224), Image.Resampling.BICUBIC))
+    assert np.array_equal(out["pil_bicubic"], expected)
+    assert np.array_equal(out["cv2_area"], cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA))
+    assert not np.array_equal(out["pil_bicubic"], out["cv2_area"])
+    square = out["cv2_cubic"]
+    assert all(np.array_equal(resize_to_224(square, name), square) for name in RESIZE_INTERPOLATIONS)
+    with pytest.raises(ValueError, match="resize_interpolation"):
+        resize_to_224(img, "area")
+
+
 @pytest.mark.parametrize(
     ("image", "match"),
     [
@@ -154,6 +179,7 @@ def test_yaml_defaults_match_the_dataclass() -> None:
 @pytest.mark.parametrize(
     "change",
     [{"cfg_scale": 0.5}, {"ddim_steps": 0}, {"ddim_steps": 200}, {"resize_interpolation": "nearest"},
+     {"resize_interpolation": "area"},
      {"ensemble_horizon": 0}, {"action_rate_hz_by_dataset": {"x": -1.0}}, {"gripper_threshold": float("nan")}],
 )
 def test_invalid_config_values_are_rejected(change: dict) -> None:

@@ -2,7 +2,9 @@
 
 Both presets build the *same* architecture (DINOv2-reg4 + SigLIP vision towers, fused MLP projector,
 Llama decoder, DiT action head); only the widths and depths differ. ``tiny`` is a few MB, random init,
-and runs on a CPU in a few tens of milliseconds.
+and runs on a CPU in a few tens of milliseconds. Input handling is not part of a preset: both squash frames to
+224x224 px with ``resize_interpolation`` of ``config/policy.yaml`` (default ``pil_bicubic``, the official
+``predict_action``'s resize).
 
 Sources of the ``cogact-base`` numbers (read from public code; key mapping in ``checkpoint.py``):
   * DINOv2 ViT-L/14 reg4: timm ``vit_large_patch14_reg4_dinov2`` (1024 wide, 24 blocks, 16 heads, MLP 4096,

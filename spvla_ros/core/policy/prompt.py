@@ -1,12 +1,19 @@
-"""CogACT prompt and its token ids.
+"""CogACT prompt and its token ids, exactly as the official ``CogACT.predict_action`` builds them.
 
-Prompt (Prismatic ``PurePromptBuilder`` for Llama-2 "pure"):
-``In: What action should the robot take to {instruction.lower()}?\\nOut: `` tokenized with BOS, then CogACT
-appends token 29871 (SentencePiece's lone "▁", as seen after "Out:" in training) and the cognition token 2
-(EOS). Two tokenizers are supported:
+Official path (microsoft/CogACT ``vla/cogactvla.py`` + Prismatic ``PurePromptBuilder`` for Llama-2 "pure"):
 
-* ``LlamaPromptTokenizer``: a Llama-2 tokenizer read from a *local* directory (``tokenizer.json`` or
-  ``tokenizer.model``); needed for real weights. Nothing is downloaded.
+1. message ``What action should the robot take to {instruction.lower()}?``; the builder removes ``<image>``
+   and strips the *message* (the instruction itself is used as given, lower-cased);
+2. turn ``In: {message}\\nOut: ``; ``get_prompt()`` strips trailing whitespace, so the text ends ``Out:``;
+3. the Llama-2 tokenizer adds BOS; CogACT appends token 29871 (SentencePiece's lone "▁", as seen after
+   "Out:" in training) and the cognition token 2 (EOS).
+
+Two tokenizers are supported:
+
+* ``LlamaPromptTokenizer``: the Llama-2 tokenizer read from a *local* directory (``tokenizer.json`` or just
+  ``tokenizer.model``, which needs ``sentencepiece`` and ``protobuf``); needed for real weights. Nothing is
+  downloaded. Its ids equal the official ones (test/unit/test_policy_prompt.py, against ids recorded from the
+  official code).
 * ``WordHashTokenizer`` (ours): deterministic ids from a CRC32 of each word/punctuation piece, for random-init
   weights (tests, timing). Its token count is close to Llama's for English prompts, so sequence lengths and
   timings stay representative; its ids mean nothing to a trained model.
@@ -19,7 +26,12 @@ import zlib
 from pathlib import Path
 from typing import Protocol
 
-PROMPT_TEMPLATE = "In: What action should the robot take to {instruction}?\nOut: "
+TASK_QUESTION = "What action should the robot take to {instruction}?"
+"""CogACT's question around the (lower-cased) instruction."""
+PROMPT_TURN = "In: {message}\nOut: "
+"""Prismatic ``PurePromptBuilder``'s human turn; the prompt is this with trailing whitespace stripped."""
+IMAGE_PLACEHOLDER = "<image>"
+"""Removed from the message by the prompt builder."""
 BOS_ID = 1
 EOS_ID = 2
 """Llama-2's EOS; CogACT uses it as the cognition token."""
@@ -31,13 +43,17 @@ _PIECES = re.compile(r"\w+|[^\w\s]")
 
 
 def build_prompt(instruction: str) -> str:
-    """The CogACT prompt for ``instruction`` (stripped, lower-cased as CogACT does). ValueError if empty."""
+    """The CogACT prompt text for ``instruction`` (see the module docstring); ValueError if it is blank.
+
+    Example: ``build_prompt("Pick up the cup")`` is ``"In: What action should the robot take to pick up the
+    cup?\\nOut:"``.
+    """
     if not isinstance(instruction, str):
         raise ValueError(f"instruction must be a str, got {type(instruction).__name__}")
-    text = instruction.strip()
-    if not text:
+    if not instruction.strip():
         raise ValueError("instruction is empty")
-    return PROMPT_TEMPLATE.format(instruction=text.lower())
+    message = TASK_QUESTION.format(instruction=instruction.lower()).replace(IMAGE_PLACEHOLDER, "").strip()
+    return PROMPT_TURN.format(message=message).rstrip()
 
 
 class PromptTokenizer(Protocol):
@@ -62,10 +78,14 @@ class WordHashTokenizer:
 
 
 class LlamaPromptTokenizer:
-    """A Llama-2 tokenizer from a local directory (transformers ``AutoTokenizer``, offline only)."""
+    """The Llama-2 tokenizer from a local directory (transformers ``LlamaTokenizer``, offline only).
+
+    BOS is prepended here rather than left to the directory's tokenizer config: a directory holding only
+    ``tokenizer.model`` has no config saying ``add_bos_token``, and the official prompt always starts with BOS.
+    """
 
     def __init__(self, directory: str | Path) -> None:
-        from transformers import AutoTokenizer
+        from transformers import LlamaTokenizer
 
         directory = Path(directory)
         if not any((directory / f).exists() for f in ("tokenizer.json", "tokenizer.model")):
@@ -73,10 +93,8 @@ class LlamaPromptTokenizer:
                 f"no Llama-2 tokenizer in {directory} (expected tokenizer.json or tokenizer.model); copy the "
                 "files of meta-llama/Llama-2-7b-hf there, nothing is downloaded"
             )
-        self._tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        self._tok = LlamaTokenizer.from_pretrained(str(directory), local_files_only=True)
 
     def prompt_ids(self, instruction: str) -> list[int]:
-        ids = list(self._tok(build_prompt(instruction), add_special_tokens=True).input_ids)
-        if not ids or ids[0] != BOS_ID:
-            raise ValueError(f"tokenizer did not start the prompt with BOS ({BOS_ID}): {ids[:4]}")
-        return [*ids, LLAMA_SPACE_ID, EOS_ID]
+        ids = list(self._tok(build_prompt(instruction), add_special_tokens=False).input_ids)
+        return [BOS_ID, *ids, LLAMA_SPACE_ID, EOS_ID]

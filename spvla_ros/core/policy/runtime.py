@@ -2,7 +2,8 @@
 
 Stages, each timed (``stage_ms``):
 
-1. ``vision``: resize to 224x224 (cv2), normalize per tower, DINOv2 and SigLIP up to their second-to-last block.
+1. ``vision``: resize to 224x224 (``resize_interpolation``, default PIL bicubic as the official
+   ``predict_action``), normalize per tower, DINOv2 and SigLIP up to their second-to-last block.
 2. ``pruning`` (only when ``keep_ratio < 1``): DINOv2's last-block attention -> AccuAttn scores, Canny patch mask
    of the same 224x224 image, :func:`select_tokens`; the *same* indices are applied to the fused DINOv2+SigLIP
    patch features before the projector.
@@ -25,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from spvla_ros.core.policy.checkpoint import load_weights
 from spvla_ros.core.policy.diffusion import DDIMSchedule
@@ -38,15 +40,16 @@ from spvla_ros.core.policy.normalization import (
     select_statistics,
     unnormalize_actions,
 )
-from spvla_ros.core.policy.policy_config import PolicyConfig, load_policy_config
+from spvla_ros.core.policy.policy_config import RESIZE_INTERPOLATIONS, PolicyConfig, load_policy_config
 from spvla_ros.core.policy.presets import IMAGE_SIZE_PX, PATCH_SIZE_PX, PolicyPreset, get_preset
 from spvla_ros.core.policy.prompt import LlamaPromptTokenizer, PromptTokenizer, WordHashTokenizer
+from spvla_ros.core.pruning.config import PruningConfig
 
 STAGES = ("vision", "pruning", "llm", "action_head")
 """Keys of :attr:`PolicyOutput.stage_ms`, in pipeline order."""
 MS_PER_S = 1000.0
 RGB_CHANNELS = 3
-_CV2_INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+_CV2_INTERPOLATION = {"cv2_area": cv2.INTER_AREA, "cv2_linear": cv2.INTER_LINEAR, "cv2_cubic": cv2.INTER_CUBIC}
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,22 @@ def validate_image(image: object) -> np.ndarray:
     return image
 
 
+def resize_to_224(image: np.ndarray, interpolation: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (224, 224, 3) uint8 RGB, squashed (no crop, as Prismatic's ``resize-naive``).
+
+    ``interpolation`` is one of :data:`RESIZE_INTERPOLATIONS`; a 224x224 frame is returned unchanged (torchvision's
+    ``Resize`` does the same for a PIL image already at the target size).
+    """
+    if image.shape[:2] == (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
+        return np.ascontiguousarray(image)
+    if interpolation == "pil_bicubic":
+        resized = Image.fromarray(image).resize((IMAGE_SIZE_PX, IMAGE_SIZE_PX), Image.Resampling.BICUBIC)
+        return np.array(resized)  # writable (torch.from_numpy warns on read-only buffers)
+    if interpolation not in _CV2_INTERPOLATION:
+        raise ValueError(f"resize_interpolation must be one of {RESIZE_INTERPOLATIONS}, got {interpolation!r}")
+    return cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=_CV2_INTERPOLATION[interpolation])
+
+
 class CogACTPolicy:
     """A loaded CogACT model plus everything needed to turn a frame into an action chunk.
 
@@ -102,7 +121,7 @@ class CogACTPolicy:
         statistics: ActionStatistics,
         device: torch.device,
         seed: int | None,
-        pruning_config: object | None = None,
+        pruning_config: PruningConfig | None = None,
     ) -> None:
         self.model = model.eval()
         self.preset: PolicyPreset = model.preset
@@ -112,13 +131,28 @@ class CogACTPolicy:
         self.device = device
         self.dtype = next(model.parameters()).dtype
         self.seed = seed
-        self._pruning_config = pruning_config
+        self.pruning_config = pruning_config if pruning_config is not None else PruningConfig()
         self._schedule = DDIMSchedule.build(config.diffusion_steps, config.ddim_steps)
         self._generator = torch.Generator(device=device)
         self._prompt_cache: dict[str, torch.Tensor] = {}
         self.reset()
 
     # ----- public surface -----
+    @property
+    def pruning_config(self) -> PruningConfig:
+        """SP-VLA token selection settings used when ``keep_ratio < 1`` (Canny, semantic mode, position ids...).
+
+        Assignable between calls (the policy node swaps in a new one when its parameters change); the next
+        ``predict_chunk`` uses it.
+        """
+        return self._pruning_config
+
+    @pruning_config.setter
+    def pruning_config(self, config: PruningConfig) -> None:
+        if not isinstance(config, PruningConfig):
+            raise ValueError(f"pruning_config must be a PruningConfig, got {type(config).__name__}")
+        self._pruning_config = config
+
     @property
     def action_rate_hz(self) -> float:
         """Rate the actions are meant to be executed at, Hz: dataset statistics, else the config's table for the
@@ -168,12 +202,8 @@ class CogACTPolicy:
         return ids
 
     def image_224(self, image: np.ndarray) -> np.ndarray:
-        """The (224, 224, 3) uint8 RGB image both encoders and Canny see."""
-        validate_image(image)
-        if image.shape[:2] == (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
-            return np.ascontiguousarray(image)
-        interp = _CV2_INTERPOLATION[self.config.resize_interpolation]
-        return cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=interp)
+        """The (224, 224, 3) uint8 RGB image both encoders and Canny see (``config.resize_interpolation``)."""
+        return resize_to_224(validate_image(image), self.config.resize_interpolation)
 
     def _predict(
         self, image: np.ndarray, instruction: str, keep_ratio: float, run_pruning: bool | None
@@ -236,7 +266,6 @@ class CogACTPolicy:
         """SP-VLA spatio-semantic selection; returns kept features (1, K, F), indices (K,), vision position ids."""
         from spvla_ros.core.pruning import (
             LastLayerAttention,
-            PruningConfig,
             accumulated_attention,
             apply_token_selection,
             canny_patch_mask,
@@ -244,7 +273,7 @@ class CogACTPolicy:
             select_tokens,
         )
 
-        cfg = self._pruning_config if self._pruning_config is not None else PruningConfig()
+        cfg = self._pruning_config
         vb = self.model.vision_backbone
         with LastLayerAttention(vb.dino_featurizer) as capture:
             vb.run_dino_last_attention(dino_seq)
@@ -298,38 +327,43 @@ def build_model(
 
 
 def load_policy(
-    preset: str = "tiny",
+    preset: str | PolicyPreset = "tiny",
     checkpoint: str | Path | None = None,
     device: str = "cpu",
     unnorm_key: str | None = None,
     seed: int | None = 0,
     *,
     config: PolicyConfig | None = None,
-    pruning_config: object | None = None,
+    pruning_config: PruningConfig | None = None,
     tokenizer_dir: str | Path | None = None,
+    dtype: torch.dtype | None = None,
 ) -> CogACTPolicy:
     """Build a :class:`CogACTPolicy`.
 
     Args:
-        preset: architecture, ``tiny`` or ``cogact-base``.
+        preset: architecture, ``tiny`` or ``cogact-base`` (or a :class:`PolicyPreset`, e.g. a reduced-depth
+            variant for parity checks).
         checkpoint: local checkpoint (official CogACT run directory or .pt, or our format); None = random init
             with identity action statistics (key ``identity``).
         device: ``cpu`` (fp32) or ``cuda[:N]`` (bf16); explicit, never guessed.
         unnorm_key: dataset key of ``dataset_statistics.json``; None when it holds exactly one.
         seed: seeds random init and the diffusion noise; None = nondeterministic noise.
         config: runtime settings; default ``config/policy.yaml``.
-        pruning_config: a ``spvla_ros.core.pruning.PruningConfig``; default its defaults.
+        pruning_config: token selection settings (``config/pruning.yaml`` via the node); default the dataclass
+            defaults.
         tokenizer_dir: local Llama-2 tokenizer directory for ``llama`` presets with real weights; default: the
             checkpoint directory.
+        dtype: weight precision; default :func:`dtype_for` the device (``torch.bfloat16`` on CPU runs the GPU's
+            bf16 path, for measuring its error).
 
     Raises:
         ValueError: unknown preset/device/unnorm_key (with the available keys); CheckpointError (a ValueError)
             for a checkpoint that does not match; FileNotFoundError for missing files.
     """
-    spec = get_preset(preset)
+    spec = preset if isinstance(preset, PolicyPreset) else get_preset(preset)
     dev = resolve_device(device)
     cfg = config if config is not None else load_policy_config()
-    model = build_model(spec, dev, seed)
+    model = build_model(spec, dev, seed, dtype)
     if checkpoint is None:
         stats = {IDENTITY_STATS_KEY: {"action": _stats_dict(identity_statistics(spec.action_dim))}}
         tokenizer: PromptTokenizer = WordHashTokenizer(spec.llm.vocab_size)

@@ -146,6 +146,9 @@ SAFETY_YAML = CONFIG_DIR / "safety.yaml"
 """``config/safety.yaml`` of a source checkout, or its installed copy in ``share/spvla/config``."""
 SAFETY_NODE_NAME = "spvla_safety"
 """The safety node's name: its section of the ROS params file."""
+SHUTDOWN_RAMP_TIMEOUT_S = 3.0
+"""Bound on the safety node's ramp to zero at shutdown, s (from full speed it takes about 0.5 s with the
+shipped limits); ``spvla-bringup`` gives the safety process this long, plus its teardown, before SIGKILL."""
 NODE_PARAMETERS = ("dry_run", "backend", "robot_ip", "publish_rate_hz", "status_rate_hz")
 """Safety-node parameters in the same file that are not :class:`SafetyConfig` fields."""
 

@@ -10,6 +10,10 @@ the deceleration limits whenever motion is not allowed:
 - the robot reported a fault (reflex, user stop, error flag): the robot has already stopped by itself, so
   the output is held at exactly zero until :meth:`recover`. E-stop and fault also disarm.
 
+The workspace box is enforced on every control cycle, not only when a command arrives: :meth:`step`
+re-clamps the held target against the freshest end-effector pose (including the braking distance), and
+with ``workspace_requires_pose`` a pose older than ``robot_state_timeout_s`` zeroes the whole target.
+
 Thread-safe: ``submit``/``step``/``update_robot_state`` may run in different threads. Times are seconds
 on one monotonic clock chosen by the caller.
 """
@@ -23,15 +27,15 @@ import numpy as np
 
 from spvla_ros.core.safety.config import SafetyConfig
 from spvla_ros.core.safety.estop import EStopLatch
-from spvla_ros.core.safety.fr3_limits import TWIST_DIM
+from spvla_ros.core.safety.fr3_limits import LINEAR, TWIST_DIM
 from spvla_ros.core.safety.limiter import TwistRateLimiter
 from spvla_ros.core.safety.robot_mode import RobotFaultLatch, RobotMode
-from spvla_ros.core.safety.validity import CheckedCommand, Intervention, check_command
+from spvla_ros.core.safety.validity import CheckedCommand, Intervention, check_command, workspace_clamp
 from spvla_ros.core.safety.watchdog import CommandWatchdog
 
 STATE_DISARMED = "disarmed"
 STATE_ARMED = "armed"
-STATE_STOPPING = "stopping"  # armed, but the command is stale: ramping to zero
+STATE_STOPPING = "stopping"  # armed, but the command or the pose is stale: ramping to zero
 STATE_ESTOP = "estop"
 STATE_FAULT = "fault"
 
@@ -81,6 +85,8 @@ class SafetyLayer:
         self._was_stale = True
         self._ee_position_m: np.ndarray | None = None
         self._ee_position_time_s = -np.inf
+        self._box_clamping = False  # the held target is being clamped by the box (counted once per episode)
+        self._pose_stopping = False  # the held target is zeroed for a stale pose (counted once per episode)
         self._counters = {kind.value: 0 for kind in Intervention}
 
     # --- operator actions ---
@@ -136,10 +142,7 @@ class SafetyLayer:
     def submit(self, twist: np.ndarray, stamp_age_s: float, frame_id: str, now_s: float) -> CheckedCommand:
         """Offer one upstream command (see :func:`~spvla_ros.core.safety.validity.check_command`)."""
         with self._lock:
-            pose = self._ee_position_m
-            if pose is not None and now_s - self._ee_position_time_s > self.config.robot_state_timeout_s:
-                pose = None
-            checked = check_command(self.config, twist, stamp_age_s, frame_id, pose)
+            checked = check_command(self.config, twist, stamp_age_s, frame_id, self._fresh_pose_locked(now_s))
             for kind in checked.interventions:
                 self._count(kind)
             if checked.target is None:
@@ -173,8 +176,12 @@ class SafetyLayer:
         """
         with self._lock:
             if ee_position_m is not None:
-                self._ee_position_m = np.asarray(ee_position_m, dtype=np.float64).copy()
-                self._ee_position_time_s = now_s
+                position = np.asarray(ee_position_m, dtype=np.float64)
+                if position.shape == (3,) and np.isfinite(position).all():
+                    self._ee_position_m = position.copy()
+                    self._ee_position_time_s = now_s
+                else:  # ignored: the last good pose ages and, once stale, stops the arm
+                    self._count(Intervention.DROP_BAD_POSE)
             if self._fault.update(mode, error_names):
                 self._count(Intervention.STOP_ROBOT_FAULT)
                 self._disarm_locked(None)
@@ -195,7 +202,7 @@ class SafetyLayer:
                 self._count(Intervention.STOP_WATCHDOG)
             self._was_stale = stale
             target = self._target if self._armed and not stale else np.zeros(TWIST_DIM)
-            return self._limiter.step(target)
+            return self._limiter.step(self._boxed_target_locked(target, now_s))
 
     @property
     def wants_output(self) -> bool:
@@ -225,7 +232,7 @@ class SafetyLayer:
             elif not self._armed:
                 state = STATE_DISARMED
             else:
-                state = STATE_STOPPING if stale else STATE_ARMED
+                state = STATE_STOPPING if stale or self._pose_stopping else STATE_ARMED
             return SafetySnapshot(
                 state=state,
                 armed=self._armed,
@@ -241,6 +248,36 @@ class SafetyLayer:
             )
 
     # --- internals (lock held) ---
+    def _fresh_pose_locked(self, now_s: float) -> np.ndarray | None:
+        """The measured end-effector position if it is newer than ``robot_state_timeout_s``, else None."""
+        if self._ee_position_m is None or now_s - self._ee_position_time_s > self.config.robot_state_timeout_s:
+            return None
+        return self._ee_position_m
+
+    def _boxed_target_locked(self, target: np.ndarray, now_s: float) -> np.ndarray:
+        """``target`` re-clamped to the workspace box with the freshest pose (every control cycle)."""
+        if not target.any():
+            self._box_clamping = self._pose_stopping = False
+            return target
+        pose = self._fresh_pose_locked(now_s)
+        if pose is None:
+            if not self.config.workspace_requires_pose:
+                return target  # documented degradation: no robot state, no box
+            if not self._pose_stopping:
+                self._count(Intervention.STOP_STALE_POSE)
+                self._pose_stopping = True
+            return np.zeros(TWIST_DIM)
+        self._pose_stopping = False
+        linear, clamped = workspace_clamp(self.config, target[LINEAR], pose)
+        if clamped and not self._box_clamping:
+            self._count(Intervention.CLAMP_WORKSPACE)
+        self._box_clamping = clamped
+        if not clamped:
+            return target
+        boxed = target.copy()
+        boxed[LINEAR] = linear
+        return boxed
+
     def _disarm_locked(self, reason: Intervention | None) -> None:
         if self._armed and reason is not None:
             self._count(reason)

@@ -26,6 +26,7 @@ class Intervention(str, Enum):
     DROP_FUTURE_STAMP = "drop_future_stamp"
     DROP_WRONG_FRAME = "drop_wrong_frame"
     DROP_NO_POSE = "drop_no_pose"
+    DROP_BAD_POSE = "drop_bad_pose"  # a robot state whose end-effector position is not finite (pose ignored)
     DROP_NOT_ARMED = "drop_not_armed"
     DROP_GRIPPER_VETOED = "drop_gripper_vetoed"  # a gripper command while disarmed, in e-stop or in fault
     # clamps: the command passes, changed
@@ -39,6 +40,7 @@ class Intervention(str, Enum):
     STOP_ESTOP = "stop_estop"
     STOP_ROBOT_FAULT = "stop_robot_fault"
     STOP_DISARM = "stop_disarm"
+    STOP_STALE_POSE = "stop_stale_pose"  # armed with a target, but no fresh pose: the box cannot be checked
 
 
 @dataclass(frozen=True)
@@ -105,19 +107,45 @@ def check_command(
         target[part] = clipped
 
     if ee_position_m is not None:
-        # Predicted position: the horizon at the commanded velocity, plus the distance the jerk-limited
-        # limiter needs to stop from it (per axis: v^2 / 2a for the ramp down, plus |v| * a / j while the
-        # deceleration builds up), so the arm stops inside the box even from full speed.
-        v = target[LINEAR]
-        acc_axis = config.max_lin_acc_mps2 * NORM_TO_AXIS
-        jerk_axis = config.max_lin_jerk_mps3 * NORM_TO_AXIS
-        braking = v * np.abs(v) / (2.0 * acc_axis) + v * (acc_axis / jerk_axis)
-        predicted = np.asarray(ee_position_m, dtype=np.float64) + v * config.workspace_horizon_s + braking
-        outward = ((predicted < config.workspace_min_m) & (target[LINEAR] < 0.0)) | (
-            (predicted > config.workspace_max_m) & (target[LINEAR] > 0.0)
-        )
-        if outward.any():
-            # Only the components that move further out are zeroed; moving back inside stays allowed.
-            target[LINEAR] = np.where(outward, 0.0, target[LINEAR])
+        target[LINEAR], clamped = workspace_clamp(config, target[LINEAR], ee_position_m)
+        if clamped:
             done.append(Intervention.CLAMP_WORKSPACE)
     return CheckedCommand(target, tuple(done))
+
+
+def workspace_clamp(config: SafetyConfig, linear_mps: np.ndarray, ee_position_m: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Zero the components of a linear velocity target that would take the end effector out of the box.
+
+    The check uses the predicted position: the horizon at the target velocity, plus a bound on the distance
+    the jerk-limited limiter needs to stop once the target is zeroed (per axis, with ``v`` the target:
+    ``v^2 / 2a`` for the ramp down, ``|v| a / 2j`` while the deceleration builds up, ``|v| a / j`` to take
+    back an acceleration still building up toward ``v``, and one control period for the pose being one
+    cycle old), so the arm stops inside the box even from full speed and with a zero horizon. Only
+    components that move further out are zeroed; moving back inside stays allowed. The layer applies
+    this to the held target on every control cycle with the freshest pose, and to each command as it
+    arrives.
+
+    Args:
+        config: the limits and the box.
+        linear_mps: target (vx, vy, vz), base frame, m/s; shape (3,), within the velocity bounds.
+        ee_position_m: measured end-effector position (x, y, z), base frame, m; shape (3,), finite.
+
+    Returns:
+        (the clamped target, a copy; whether any component was zeroed).
+    """
+    acc_axis = config.max_lin_acc_mps2 * NORM_TO_AXIS
+    lead_s = (config.workspace_horizon_s + 1.5 * acc_axis / (config.max_lin_jerk_mps3 * NORM_TO_AXIS)
+              + config.control_period_s)
+    inv_two_acc = 0.5 / acc_axis
+    clamped = [0.0] * 3
+    any_zeroed = False
+    # Plain floats on 3 components (this runs every 1 kHz cycle; numpy calls on 3-vectors cost more).
+    for i, (v, p, lo, hi) in enumerate(zip(np.asarray(linear_mps, dtype=np.float64).tolist(),
+                                           np.asarray(ee_position_m, dtype=np.float64).tolist(),
+                                           config.workspace_min_m, config.workspace_max_m, strict=True)):
+        predicted = p + v * lead_s + v * abs(v) * inv_two_acc
+        if (v < 0.0 and predicted < lo) or (v > 0.0 and predicted > hi):
+            any_zeroed = True
+        else:
+            clamped[i] = v
+    return np.array(clamped), any_zeroed
