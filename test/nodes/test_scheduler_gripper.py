@@ -2,7 +2,8 @@
 
 Regressions pinned: a gripper command per step instead of per state change; noise inside the dead band or
 the carried-over value of extrapolated steps sending commands; the command not stamped at the start of the
-step that switched, or not carrying the model value that switched it.
+step that switched, or not carrying the model value that switched it; with the chunk cheap path (the default
+mode), a switch the chunk plans on a cheap step waiting for the next model call.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import array
 
 import numpy as np
+import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
@@ -52,9 +54,11 @@ def _chunk(request_id: int, stamp_ns: int, noise: np.ndarray) -> ActionChunk:
     return msg
 
 
-def test_one_command_per_state_change_none_from_noise_or_extrapolated_steps(graph):
+@pytest.mark.parametrize("mode", ["surprise", "surprise_chunk"])
+def test_one_command_per_state_change_none_from_noise_or_extrapolated_steps(graph, mode):
     node = graph.add(SchedulerNode(context=graph.context, parameter_overrides=[
-        Parameter("use_sim_time", value=True), Parameter("gripper.min_dwell_s", value=0.5)]))
+        Parameter("use_sim_time", value=True), Parameter("gripper.min_dwell_s", value=0.5),
+        Parameter("mode", value=mode)]))
     peer = graph.add(rclpy.create_node("peer", context=graph.context))
     grip: list[GripperCommand] = []
     reqs: list[InferenceRequest] = []
@@ -79,12 +83,18 @@ def test_one_command_per_state_change_none_from_noise_or_extrapolated_steps(grap
     decision_of = {s.step: s.decision for s in status if s.decision}
     assert sorted(set(decision_of.values())) == ["extrapolate", "model", "wait"]
     assert [g.state for g in grip] == [GripperCommand.STATE_OPEN, GripperCommand.STATE_CLOSED]
-    # Extrapolated steps carry t-1's (in-band) value, so the close comes with the first model step from
-    # CLOSE_AT on, and nothing else is sent on the way.
-    first_model_close = min(k for k, d in decision_of.items() if d == "model" and k >= CLOSE_AT)
-    assert any(d == "extrapolate" for k, d in decision_of.items() if k < first_model_close)
+    if mode == "surprise":
+        # History extrapolation carries t-1's (in-band) value, so the close comes with the first model step
+        # from CLOSE_AT on, and nothing else is sent on the way.
+        switch_step = min(k for k, d in decision_of.items() if d == "model" and k >= CLOSE_AT)
+        assert any(d == "extrapolate" for k, d in decision_of.items() if k < switch_step)
+    else:
+        # The chunk cheap path executes the chunk's own row, gripper included: the close the chunk plans for
+        # CLOSE_AT happens at CLOSE_AT, whichever path that step takes.
+        switch_step = CLOSE_AT
+        assert any(d == "extrapolate" for k, d in decision_of.items() if k < CLOSE_AT)
     close = grip[1]
-    assert close.step == first_model_close
-    assert close.header.stamp == _t(T0 + first_model_close * STEP_NS)
-    assert abs(close.model_value - _gripper_value(first_model_close, noise)) < 1e-6
+    assert close.step == switch_step
+    assert close.header.stamp == _t(T0 + switch_step * STEP_NS)
+    assert abs(close.model_value - _gripper_value(switch_step, noise)) < 1e-6
     assert close.model_value < 0.4 and grip[0].model_value > 0.6
