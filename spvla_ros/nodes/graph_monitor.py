@@ -20,6 +20,7 @@ from rclpy.node import Node
 from spvla.msg import ActionChunk, SchedulerStatus
 
 from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.time_source import guard_time_source
 
 RATE_WINDOW_S = 2.0
 """Window of the Hz figures, s."""
@@ -89,6 +90,7 @@ class GraphMonitor(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__("spvla_monitor", **node_kwargs)
+        guard_time_source(self)  # sim time: a /clock before the epoch must not end the node
         self.chunks = RateCounter()
         self.commands = RateCounter()
         self._status: SchedulerStatus | None = None

@@ -32,6 +32,7 @@ from spvla_ros.core.gripper_commander import GRASP, GripperCommander, GripperGoa
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
+from spvla_ros.nodes.time_source import guard_time_source
 
 NODE_NAME = "spvla_gripper"
 BACKENDS = ("none", "franka_ros2", "libfranka")
@@ -186,6 +187,7 @@ class GripperNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        guard_time_source(self)  # sim time: a /clock before the epoch must not end the node
         ro = ParameterDescriptor(read_only=True)
         self._backend_name = self.declare_parameter("backend", "none", ParameterDescriptor(
             read_only=True, description=f"one of {BACKENDS}")).value

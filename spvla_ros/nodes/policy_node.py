@@ -65,6 +65,7 @@ from spvla_ros.core.stamps import NS_PER_S, REFUSE_FUTURE_STAMP, REFUSE_NEGATIVE
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
+from spvla_ros.nodes.time_source import guard_time_source
 
 NODE_NAME = "spvla_policy"
 PRUNING_FIELDS = tuple(f.name for f in fields(PruningConfig))
@@ -119,6 +120,7 @@ class PolicyNode(PairedParameters, Node):
 
     def __init__(self, policy: Policy | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        guard_time_source(self)  # sim time: a /clock before the epoch must not end the node
         ro = ParameterDescriptor(read_only=True)
         self._preset = self.declare_parameter(
             "preset", "tiny", _desc("CogACT preset: tiny (random init, CPU) or cogact-base", True)).value

@@ -38,6 +38,7 @@ from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.params import ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
+from spvla_ros.nodes.time_source import guard_time_source
 
 try:  # built by rosidl as part of the spvla package (msg/SafetyStatus.msg)
     from spvla.msg import GripperCommand, SafetyStatus
@@ -98,6 +99,7 @@ class SafetyNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(SAFETY_NODE_NAME, **node_kwargs)
+        guard_time_source(self)  # sim time: a /clock before the epoch must not end the node
         self._params = ParamGroup(SafetyConfig, safety_specs())
         config = self._params.declare(self)
         ro = ParameterDescriptor(read_only=True)

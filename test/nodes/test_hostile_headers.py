@@ -165,3 +165,27 @@ def test_hostile_chunks_and_clocks_kill_nothing_in_the_scheduler(graph) -> None:
     now = 1_000 * NS_PER_S
     clock_pub.publish(Clock(clock=Time(sec=now // NS_PER_S)))
     assert graph.spin_until(lambda: sim.core.processed_until_ns == now)  # still following /clock
+
+
+def test_a_clock_before_the_epoch_kills_no_node_on_sim_time(graph) -> None:
+    """Under ``use_sim_time`` rclpy's TimeSource calls ``Time.from_msg`` on every /clock message, which raised
+    on a negative ``sec`` and ended the safety, policy and gripper nodes (only the scheduler was guarded).
+    Every node now skips such a message and keeps following the valid clock."""
+    from rosgraph_msgs.msg import Clock
+
+    sim = [Parameter("use_sim_time", value=True)]
+    nodes = [
+        graph.add(SafetyNode(context=graph.context, parameter_overrides=[*sim,
+                  Parameter("workspace_requires_pose", value=False)])),
+        graph.add(PolicyNode(policy=FakePolicy(), context=graph.context, parameter_overrides=sim)),
+        graph.add(GripperNode(context=graph.context, parameter_overrides=sim)),
+    ]
+    peer = graph.add(rclpy.create_node("hostile_clock", context=graph.context))
+    clock_pub = peer.create_publisher(Clock, topics.CLOCK, 10)
+    assert graph.spin_until(lambda: clock_pub.get_subscription_count() >= len(nodes))
+    for sec, nanosec in HOSTILE_STAMPS:
+        clock_pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+        graph.spin_for(0.02)
+    now = 2_000 * NS_PER_S
+    clock_pub.publish(Clock(clock=Time(sec=now // NS_PER_S)))
+    assert graph.spin_until(lambda: all(n.get_clock().now().nanoseconds == now for n in nodes))
