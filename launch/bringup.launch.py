@@ -6,8 +6,9 @@ camera replay from a rosbag2.
 
 The same graph as ``spvla-bringup`` (spvla_ros/nodes/bringup.py); test/nodes/test_bringup_consistency.py
 keeps the executables, parameter files and arguments of the two equal. Values live in config/*.yaml;
-the arguments below are deployment choices only. The scheduler is the core of the graph: when it
-exits, everything shuts down.
+the arguments below are deployment choices only. As with ``spvla-bringup``, a node of the graph that exits
+(or dies) shuts everything down: the others get SIGINT, and the safety node ramps its output to an exact
+zero before it exits. The camera replay ending does not stop the graph.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, Shutdown
@@ -45,24 +46,24 @@ def _nodes(context):
     sim = arg["use_sim_time"].lower() == "true"
     actions = [
         Node(
-            package=PACKAGE, executable="policy_node", output="screen",
+            package=PACKAGE, executable="policy_node", output="screen", on_exit=Shutdown(reason="policy exited"),
             parameters=[arg["params_file"], *extra, {
                 "checkpoint": arg["checkpoint"], "preset": arg["preset"], "device": arg["device"],
                 "use_sim_time": sim,
             }],
         ),
         Node(
-            package=PACKAGE, executable="scheduler_node", output="screen", on_exit=Shutdown(),
+            package=PACKAGE, executable="scheduler_node", output="screen", on_exit=Shutdown(reason="scheduler exited"),
             parameters=[arg["params_file"], *extra, {"use_sim_time": sim}],
         ),
         Node(
-            package=PACKAGE, executable="safety_node", output="screen",
+            package=PACKAGE, executable="safety_node", output="screen", on_exit=Shutdown(reason="safety exited"),
             parameters=[arg["safety_params_file"], *extra, {
                 "dry_run": arg["dry_run"].lower() == "true", "use_sim_time": sim,
             }],
         ),
         Node(  # Franka Hand; backend (none | franka_ros2 | libfranka) from the params files
-            package=PACKAGE, executable="gripper_node", output="screen",
+            package=PACKAGE, executable="gripper_node", output="screen", on_exit=Shutdown(reason="gripper exited"),
             parameters=[arg["params_file"], *extra, {"use_sim_time": sim}],
         ),
     ]

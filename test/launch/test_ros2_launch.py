@@ -303,3 +303,50 @@ def test_sigint_ends_every_node_with_exit_0_and_no_orphan(launched):
     alive = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == [] and _session_pids(proc.pid) == [], (alive, _session_pids(proc.pid))
     print(f"\nros2 launch: SIGINT to exit {stop_s:.2f} s")
+
+
+def test_a_node_dying_under_launch_stops_the_graph_cleanly():
+    """Regression pinned: under ``ros2 launch`` only the scheduler's exit stopped the graph (``spvla-bringup``
+    stops it when any node dies). SIGKILL to the policy now shuts the launch down; every other node gets
+    SIGINT and finishes cleanly (the safety node ramps to zero first), and nothing is left behind.
+    Runs after the module's launch has ended (its own, smaller launch: no replay)."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    import psutil
+
+    ros2("daemon", "start")
+    log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"spvla_launch_sibling_{os.getpid()}.log"
+    proc = subprocess.Popen([str(ROS2), "launch", "spvla", "bringup.launch.py"],
+                            env=_env() | {"OMP_NUM_THREADS": "1"}, stdout=log_file.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            if set(NODES) <= set(ros2("node", "list").stdout.split()):
+                break
+            time.sleep(1.0)
+        text = log_file.read_text(errors="replace")
+        assert set(NODES) <= set(ros2("node", "list").stdout.split()), text[-4000:]
+        policy = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                  if any("policy_node" in part for part in c.cmdline())]
+        assert policy, psutil.Process(proc.pid).children(recursive=True)
+        policy[0].send_signal(signal.SIGKILL)
+        rc = proc.wait(timeout=60)
+        text = log_file.read_text(errors="replace")
+        assert re.search(r"\[ERROR\] \[policy_node-1\]: process has died", text), text[-4000:]
+        for name in LAUNCH_PROCESSES[1:]:
+            assert re.search(rf"\[INFO\] \[{name}\]: process has finished cleanly", text), (name, text[-4000:])
+        assert "Traceback" not in text, text[-4000:]
+        assert _session_pids(proc.pid) == [], _session_pids(proc.pid)
+        print(f"\nros2 launch after the policy was killed: exit {rc}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        for pid in _session_pids(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        ros2("daemon", "stop")
+        log_file.unlink(missing_ok=True)
