@@ -158,6 +158,35 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+def _start_launch(log: Path, *launch_args: str) -> subprocess.Popen:
+    """``ros2 launch spvla bringup.launch.py ARGS`` in its own session, output to ``log``; torch on 2 cores:
+    one intra-op thread, so that the model does not take both cores from the control path."""
+    return subprocess.Popen(
+        [str(ROS2), "launch", "spvla", "bringup.launch.py", *launch_args], env=_env() | {"OMP_NUM_THREADS": "1"},
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _stop_launch(proc: subprocess.Popen) -> None:
+    """SIGINT (if still running), then SIGKILL whatever is left in its session."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+    for pid in _session_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _nodes_listed(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Poll ``ros2 node list`` until every node of the graph is listed (False: timeout or launch ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if set(NODES) <= set(ros2("node", "list").stdout.split()):
+            return True
+        time.sleep(1.0)
+    return False
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     reason = _skip_reason()
@@ -175,20 +204,12 @@ def launched(tmp_path_factory):
     observer = Observer()
     log = tmp / "launch.log"
     t0 = time.monotonic()
-    # torch on 2 cores: one intra-op thread, so that the model does not take both cores from the control path
-    proc = subprocess.Popen(
-        [str(ROS2), "launch", "spvla", "bringup.launch.py", f"replay_bag:={bag}", f"extra_params_file:={extra}"],
-        env=_env() | {"OMP_NUM_THREADS": "1"}, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=_default_sigint)
+    proc = _start_launch(log, f"replay_bag:={bag}", f"extra_params_file:={extra}")
     run = Launched(proc, log, observer, t0)
     try:
         deadline = t0 + UP_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            listed = ros2("node", "list").stdout.split()
-            if set(NODES) <= set(listed):
-                run.nodes_listed_s = time.monotonic() - t0
-                break
-            time.sleep(1.0)
+        if _nodes_listed(proc, UP_TIMEOUT_S):
+            run.nodes_listed_s = time.monotonic() - t0
         assert math.isfinite(run.nodes_listed_s), f"nodes not all up in {UP_TIMEOUT_S} s:\n{run.text()[-4000:]}"
         assert observer.wait_for(lambda: observer.policy is not None and observer.policy.ready,
                                  max(1.0, deadline - time.monotonic())), f"policy not ready:\n{run.text()[-4000:]}"
@@ -197,13 +218,7 @@ def launched(tmp_path_factory):
               f"{run.policy_ready_s:.1f} s")
         yield run
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-        for pid in _session_pids(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.wait()
+        _stop_launch(proc)
         observer.close()
         ros2("daemon", "stop")
 
@@ -317,17 +332,9 @@ def test_a_node_dying_under_launch_stops_the_graph_cleanly():
 
     ros2("daemon", "start")
     log_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"spvla_launch_sibling_{os.getpid()}.log"
-    proc = subprocess.Popen([str(ROS2), "launch", "spvla", "bringup.launch.py"],
-                            env=_env() | {"OMP_NUM_THREADS": "1"}, stdout=log_file.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint)
+    proc = _start_launch(log_file)
     try:
-        deadline = time.monotonic() + UP_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            if set(NODES) <= set(ros2("node", "list").stdout.split()):
-                break
-            time.sleep(1.0)
-        text = log_file.read_text(errors="replace")
-        assert set(NODES) <= set(ros2("node", "list").stdout.split()), text[-4000:]
+        assert _nodes_listed(proc, UP_TIMEOUT_S), log_file.read_text(errors="replace")[-4000:]
         policy = [c for c in psutil.Process(proc.pid).children(recursive=True)
                   if any("policy_node" in part for part in c.cmdline())]
         assert policy, psutil.Process(proc.pid).children(recursive=True)
@@ -341,12 +348,6 @@ def test_a_node_dying_under_launch_stops_the_graph_cleanly():
         assert _session_pids(proc.pid) == [], _session_pids(proc.pid)
         print(f"\nros2 launch after the policy was killed: exit {rc}")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-        for pid in _session_pids(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.wait()
+        _stop_launch(proc)
         ros2("daemon", "stop")
         log_file.unlink(missing_ok=True)
