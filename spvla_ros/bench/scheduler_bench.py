@@ -12,7 +12,10 @@ The speed range is derived from the data: the 95th percentile of ``||a_xyz||`` o
 Cost per step (:func:`time_stages`): ``decide()``, ``extrapolate()`` (on the steps it runs) and ``commit()``,
 timed separately with ``perf_counter_ns`` over ``--timing-repeats`` replays in the scheduling mode the node
 runs by default (``config/scheduler_modes.yaml``; its share of extrapolated steps is reported: the issue's
-target asks for >= 30 %). Two figures per stage: the raw samples (what a loaded machine gives, preemption by
+target asks for >= 30 %). With ``extrapolator: chunk`` a model step also hands the scheduler its chunk
+(``offer_chunk``): that happens once per chunk arrival (in the node, in the chunk callback, not in the
+per-step path), so it is timed and reported as its own stage ``chunk_offer``, and the per-step total is given
+without and with it. Two figures per stage: the raw samples (what a loaded machine gives, preemption by
 other processes included) and, per step, the minimum over the repeats of that very same step (the
 deterministic replay repeats it exactly: the step's own cost, without the other processes).
 
@@ -53,6 +56,9 @@ SWEEP_TAU = (0.0, 1 / 6, 1 / 3, 0.5, 2 / 3)
 SWEEP_V_MIN_FRACTION = (0.0, 0.05, 0.1, 0.25)
 SWEEP_V_MAX_FRACTION = (0.75, 1.0, 2.0)
 STAGES = ("decide", "extrapolate", "commit")
+"""The per-step path; its sum is the ``overhead_us_*`` figure."""
+OFFER_STAGE = "chunk_offer"
+"""Handing a new chunk to ``extrapolator: chunk`` (once per model call), timed apart from the per-step path."""
 
 
 @dataclass
@@ -136,16 +142,17 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
     """Per-stage cost of every step, replayed ``repeats`` times (oracle = the recorded action).
 
     With ``extrapolator: chunk`` every model step also offers the recorded next ``ORACLE_CHUNK_ROWS`` actions as
-    the chunk (an oracle plan: right for the cost, meaningless for the error), timed with ``commit``.
+    the chunk (an oracle plan: right for the cost, meaningless for the error), timed as its own stage.
 
     Returns:
-        ``(times_us, extrapolated)``: (repeats, steps, 3) microseconds of decide, extrapolate and commit
-        (extrapolate is 0 on model steps), and the (steps,) mask of extrapolated steps.
+        ``(times_us, extrapolated)``: (repeats, steps, 4) microseconds of decide, extrapolate, commit and the
+        chunk offer (extrapolate is 0 on model steps, the offer 0 where none was made), and the (steps,) mask
+        of extrapolated steps.
     """
     sched = ActionScheduler(config)
     clock = time.perf_counter_ns
     steps = sum(len(e) for e in episodes)
-    times = np.zeros((repeats, steps, 3), dtype=np.int64)
+    times = np.zeros((repeats, steps, 4), dtype=np.int64)
     extrapolated = np.zeros(steps, dtype=bool)
     chunked = config.extrapolator == "chunk"
     for r in range(repeats):
@@ -158,14 +165,13 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
                 t1 = clock()
                 action = sched.extrapolate() if decision.extrapolate else None
                 t2 = clock()
-                if action is None:
-                    sched.commit(recorded, from_model=True)
-                    if chunked and j + 1 < len(episode):
-                        sched.offer_chunk(episode[j + 1 : j + 1 + ORACLE_CHUNK_ROWS])
-                else:
-                    sched.commit(action, from_model=False)
+                sched.commit(recorded if action is None else action, from_model=action is None)
                 t3 = clock()
-                times[r, i] = (t1 - t0, t2 - t1 if decision.extrapolate else 0, t3 - t2)
+                offer = action is None and chunked and j + 1 < len(episode)
+                if offer:
+                    sched.offer_chunk(episode[j + 1 : j + 1 + ORACLE_CHUNK_ROWS])
+                t4 = clock()
+                times[r, i] = (t1 - t0, t2 - t1 if decision.extrapolate else 0, t3 - t2, t4 - t3 if offer else 0)
                 extrapolated[i] = action is not None
                 i += 1
     return times / 1e3, extrapolated
@@ -174,16 +180,20 @@ def time_stages(episodes: list[np.ndarray], config: SchedulerConfig, repeats: in
 def stage_figures(times_us: np.ndarray, extrapolated: np.ndarray) -> dict[str, object]:
     """Percentiles per stage and of the per-step total, raw and min-over-repeats (see the module docstring)."""
     every = np.ones_like(extrapolated)
-    ran = {"decide": every, "extrapolate": times_us[0, :, 1] > 0, "commit": every}
-    total = times_us.sum(axis=2)
+    offered = times_us[0, :, 3] > 0 if times_us.shape[2] > 3 else np.zeros_like(extrapolated)
+    ran = {"decide": every, "extrapolate": times_us[0, :, 1] > 0, "commit": every, OFFER_STAGE: offered}
+    path = len(STAGES)
+    total, total_all = times_us[:, :, :path].sum(axis=2), times_us.sum(axis=2)
     best = times_us.min(axis=0)
     out: dict[str, object] = {
         "overhead_us_p50": float(np.percentile(total, 50)),
         "overhead_us_p99": float(np.percentile(total, 99)),
-        "overhead_min_us_p50": float(np.percentile(best.sum(axis=1), 50)),
-        "overhead_min_us_p99": float(np.percentile(best.sum(axis=1), 99)),
+        "overhead_min_us_p50": float(np.percentile(best[:, :path].sum(axis=1), 50)),
+        "overhead_min_us_p99": float(np.percentile(best[:, :path].sum(axis=1), 99)),
+        "overhead_with_chunk_offer_us_p50": float(np.percentile(total_all, 50)),
+        "overhead_with_chunk_offer_us_p99": float(np.percentile(total_all, 99)),
     }
-    for k, stage in enumerate(STAGES):
+    for k, stage in enumerate((*STAGES, OFFER_STAGE)[: times_us.shape[2]]):
         mask = ran[stage]
         raw, mins = times_us[:, mask, k], best[mask, k]
         for key, values in ((f"{stage}_us", raw), (f"{stage}_min_us", mins)):
@@ -378,9 +388,11 @@ def _print_report(p: dict, config: SchedulerConfig) -> None:
           f"{100 * p['timing_extrapolated_fraction']:.0f} % extrapolated), microseconds; raw = every sample on "
           "this machine as loaded, min = per step the fastest of its repeats:")
     rows = [[stage, p[f"{stage}_us_p50"], p[f"{stage}_us_p99"], p[f"{stage}_min_us_p50"], p[f"{stage}_min_us_p99"]]
-            for stage in STAGES]
+            for stage in (*STAGES, OFFER_STAGE)]
     rows.append(["total (decide+extrapolate+commit)", p["overhead_us_p50"], p["overhead_us_p99"],
                  p["overhead_min_us_p50"], p["overhead_min_us_p99"]])
+    rows.append(["total with chunk_offer (raw)", p["overhead_with_chunk_offer_us_p50"],
+                 p["overhead_with_chunk_offer_us_p99"], "", ""])
     print(format_table(["stage", "raw_p50", "raw_p99", "min_p50", "min_p99"], rows))
     print("\nscheduling modes and fixed skipping on the same episodes (ratio < 1: the cheap path beats repeat-last"
           " on its own steps; 95% bootstrap interval over episodes):")
@@ -418,12 +430,13 @@ def _plot(sweep: list[dict], times_us: np.ndarray, extrapolated: np.ndarray, pay
 
     fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(11.0 if sweep else 6.4, 4.4), squeeze=False)
     ax = axes[0, 0]
-    ran = {"decide": slice(None), "extrapolate": times_us[0, :, 1] > 0, "commit": slice(None)}
-    for k, stage in enumerate(STAGES):
+    ran = {"decide": slice(None), "extrapolate": times_us[0, :, 1] > 0, "commit": slice(None),
+           OFFER_STAGE: times_us[0, :, 3] > 0}
+    for k, stage in enumerate((*STAGES, OFFER_STAGE)):
         values = np.sort(times_us[:, ran[stage], k].ravel())
         if values.size:
             ax.plot(values, np.linspace(0, 1, values.size), label=stage)
-    total = np.sort(times_us.sum(axis=2).ravel())
+    total = np.sort(times_us[:, :, : len(STAGES)].sum(axis=2).ravel())
     ax.plot(total, np.linspace(0, 1, total.size), "k", label="decide + extrapolate + commit")
     ax.axvline(20.0, color="r", ls=":", label="target p99 20 us")
     ax.set_xscale("log")

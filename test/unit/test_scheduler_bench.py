@@ -134,3 +134,14 @@ def test_model_latency_bench_writes_its_figures(tmp_path, capsys):
     slow = payload["runs"][1]
     assert slow["model_duty_cycle"] > 0.95 and slow["late_row_fraction"] > 0 and payload["min_rate_ratio"] >= 0.9
     assert png.stat().st_size > 1000 and "late_row_frac" in capsys.readouterr().out
+
+
+def test_a_chunk_offer_is_its_own_stage_outside_the_per_step_total():
+    from spvla_ros.bench.scheduler_bench import stage_figures
+
+    times = np.ones((2, 3, 4))
+    times[:, :, 3] = [[0.0, 50.0, 0.0], [0.0, 60.0, 0.0]]  # one chunk offered, at step 1
+    f = stage_figures(times, np.array([False, False, False]))
+    assert f["overhead_us_p99"] == pytest.approx(3.0)  # decide + extrapolate + commit only
+    assert f["chunk_offer_us_p50"] == pytest.approx(55.0) and f["chunk_offer_min_us_p50"] == 50.0
+    assert f["overhead_with_chunk_offer_us_p99"] > 50.0
