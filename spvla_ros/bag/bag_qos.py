@@ -25,11 +25,11 @@ from rclpy.qos import (
 )
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from spvla_ros.core.stamps import ns_to_sec_nanosec
 from spvla_ros.nodes import qos, topics
 
 INFINITE_BAG_TIME = QosTime(sec=2147483647, nsec=4294967295)
 """rosbag2's (rmw's) encoding of an infinite duration."""
-NS_PER_S = 1_000_000_000
 CLOCK_QOS = QoSProfile(depth=10)
 """``/clock`` as the player publishes it (reliable, volatile, keep last 10)."""
 
@@ -63,7 +63,8 @@ def _bag_time(duration: Duration) -> QosTime:
     ns = duration.nanoseconds
     if ns >= Infinite.nanoseconds:  # what discovery reports for "no deadline"
         return INFINITE_BAG_TIME
-    return QosTime(sec=ns // NS_PER_S, nsec=ns % NS_PER_S)
+    sec, nanosec = ns_to_sec_nanosec(ns)
+    return QosTime(sec=sec, nsec=nanosec)
 
 
 def bag_qos(profile: QoSProfile) -> Qos:

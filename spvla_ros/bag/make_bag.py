@@ -20,9 +20,9 @@ from spvla_ros.bag.bag_qos import bag_qos, topic_qos
 from spvla_ros.bag.typestore import spvla_typestore
 from spvla_ros.core.image_convert import check_rgb, rgb_to_image_fields
 from spvla_ros.core.instruction import instruction_digest
+from spvla_ros.core.stamps import NS_PER_S, ns_to_sec_nanosec
 from spvla_ros.nodes import topics
 
-NS_PER_S = 1_000_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_START_S = 1000.0
 CAMERA_FRAME = "camera"
@@ -128,7 +128,7 @@ def write_bag(out: str | Path, rec: Recording, start_s: float = DEFAULT_START_S,
         for _ in range(repeat):
             for i, frame in enumerate(rec.frames):
                 t_ns = round(start_s * NS_PER_S) + round(n * NS_PER_S / rec.rate_hz)
-                header = Header(stamp=Time(sec=t_ns // NS_PER_S, nanosec=t_ns % NS_PER_S), frame_id=CAMERA_FRAME)
+                header = Header(stamp=Time(*ns_to_sec_nanosec(t_ns)), frame_id=CAMERA_FRAME)
                 if rec.instructions is not None and rec.instructions[i] != last_instruction:
                     last_instruction = rec.instructions[i]
                     writer.write(c_ins, t_ns, ts.serialize_cdr(String(data=last_instruction), String.__msgtype__))

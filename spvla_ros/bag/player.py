@@ -32,9 +32,10 @@ from spvla.msg import PolicyStatus, SchedulerStatus
 
 from spvla_ros.bag.bag_qos import topic_qos
 from spvla_ros.bag.typestore import rclpy_type
+from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 from spvla_ros.nodes import qos, topics
+from spvla_ros.nodes.time_msg import ns_to_time
 
-NS_PER_S = 1_000_000_000
 POLL_S = 0.002
 CLOCK_RESEND_S = 0.5
 READY_LOG_PERIOD_S = 5.0
@@ -58,12 +59,6 @@ def read_bag(path: str | Path, topic_filter: set[str] | None = None) -> list[Bag
             out.append(BagMessage(conn.topic, conn.msgtype, int(stamp), bytes(raw)))
     out.sort(key=lambda m: m.stamp_ns)
     return out
-
-
-def _to_time(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
 class BagPlayer(Node):
@@ -143,7 +138,7 @@ class BagPlayer(Node):
         else:
             msg = deserialize_message(m.raw, self._types[m.topic])
             if hasattr(msg, "header"):
-                msg.header.stamp = _to_time(restamp_ns)
+                msg.header.stamp = ns_to_time(restamp_ns)
             self._pubs[m.topic].publish(msg)
         self.published += 1
 
@@ -163,7 +158,7 @@ class BagPlayer(Node):
                 while (now := time.monotonic() - start) < due:
                     if clock_hz > 0 and now >= next_clock:
                         sim_ns = t_first + offset_ns + round(now * rate * NS_PER_S)
-                        self._clock_pub.publish(Clock(clock=_to_time(sim_ns)))
+                        self._clock_pub.publish(Clock(clock=ns_to_time(sim_ns)))
                         next_clock += 1.0 / clock_hz
                     rclpy.spin_once(self, timeout_sec=0.0)
                     time.sleep(min(POLL_S, max(0.0, due - now)))
@@ -210,11 +205,11 @@ class BagPlayer(Node):
                         self._publish(m, None)
                     self._spin(POLL_S)
                 first = False
-                self._clock_pub.publish(Clock(clock=_to_time(t_ns)))
+                self._clock_pub.publish(Clock(clock=ns_to_time(t_ns)))
                 resend = time.monotonic() + CLOCK_RESEND_S
             rclpy.spin_once(self, timeout_sec=POLL_S)
             s = self._last_status
-            if s is not None and s.header.stamp.sec * NS_PER_S + s.header.stamp.nanosec >= t_ns \
+            if s is not None and stamp_to_ns(s.header.stamp) >= t_ns \
                     and not s.inference_pending:
                 return
         raise TimeoutError(

@@ -37,9 +37,9 @@ import numpy as np
 import yaml
 
 from spvla_ros.bench.report_io import format_table, machine_info, write_json
+from spvla_ros.core.stamps import NS_PER_S, stamp_to_ns
 
 HELP = "node graph (spvla-bringup or ros2 launch): start-up, command-rate jitter, image-to-command latency, CPU"
-NS = 1_000_000_000
 START_TIMEOUT_S = 180.0
 """Bound on start-up until the first action chunk (loading CogACT on a loaded 2-core box: 15-60 s), s."""
 STOP_TIMEOUT_S = 30.0
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             cmd_times.append(time.monotonic_ns())
 
     def on_status(msg) -> None:
-        img = msg.source_image_stamp.sec * NS + msg.source_image_stamp.nanosec
+        img = stamp_to_ns(msg.source_image_stamp)
         if measuring[0] and msg.decision == "model" and msg.reason != "late_model_chunk" and img > 0:
             latencies_ms.append((time.time_ns() - img) / 1e6)
 
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     figures = {
         "started_by": "ros2 launch" if args.launch else "spvla-bringup",
         **{k: marks.get(k, float("nan")) for k in ("nodes_up_s", "policy_ready_s", "first_chunk_s")},
-        "command_rate_hz": (len(cmd_times) - 1) / ((cmd_times[-1] - cmd_times[0]) / NS) if len(cmd_times) > 1
+        "command_rate_hz": (len(cmd_times) - 1) / ((cmd_times[-1] - cmd_times[0]) / NS_PER_S) if len(cmd_times) > 1
         else float("nan"),
         "command_jitter_ms_p50": _pct(jitter, 50),
         "command_jitter_ms_p99": _pct(jitter, 99),

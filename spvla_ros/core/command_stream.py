@@ -70,10 +70,9 @@ from spvla_ros.core.action_mapping import ActionMappingConfig, action_to_twist
 from spvla_ros.core.gripper import GripperConfig, GripperHysteresis, GripperState
 from spvla_ros.core.scheduler import ActionScheduler, Decision, Reason
 from spvla_ros.core.scheduler_config import ACTION_DIM, SchedulerConfig
-from spvla_ros.core.stamps import stamp_refusal
+from spvla_ros.core.stamps import NS_PER_S, stamp_refusal
 from spvla_ros.core.validation import require_finite
 
-NS_PER_S = 1_000_000_000
 MIN_COMMAND_RATE_HZ = 100.0
 """The stream must be at least this fast (issue 6: >= 100 Hz)."""
 SAME_RATE_RTOL = 1e-6

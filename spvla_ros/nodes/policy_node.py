@@ -56,7 +56,7 @@ from spvla.msg import ActionChunk, InferenceRequest, PolicyStatus
 from std_msgs.msg import String
 
 from spvla_ros.core.config_io import CONFIG_DIR, dataclass_from_yaml
-from spvla_ros.core.drop_counts import DropCounts
+from spvla_ros.core.drop_counts import DROP_LOG_PERIOD_S, DropCounts
 from spvla_ros.core.image_convert import compressed_to_rgb, image_to_rgb
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
 from spvla_ros.core.pruning.config import PruningConfig
@@ -88,8 +88,6 @@ WORKER_POLL_S = 0.1
 """How often the worker checks for shutdown while idle, s."""
 JOIN_TIMEOUT_S = 0.5
 """Bound on waiting for the worker at shutdown (a model call in flight is abandoned: daemon thread)."""
-DROP_LOG_PERIOD_S = 1.0
-"""Refusals are logged at most once per this period per kind (all are counted in PolicyStatus), s."""
 DROP_INSTRUCTION_CHANGED = "instruction_changed"
 DROP_BAD_IMAGE = "bad_image"
 
@@ -297,9 +295,8 @@ class PolicyNode(PairedParameters, Node):
                          f"({why}; max_future_stamp_s = {self._max_future_stamp_s})")
 
     def _count_drop(self, reason: str, message: str) -> None:
-        """Count a refusal by reason (PolicyStatus) and log it, rate-limited."""
-        n = self.drops.count(reason)
-        self.get_logger().warning(f"{message} [{reason}: {n} so far]", throttle_duration_sec=DROP_LOG_PERIOD_S)
+        """Count a refusal by reason (PolicyStatus) and log it, at most once a second per reason."""
+        self.drops.report(reason, message, self.get_logger().warning)
 
     def _on_instruction(self, msg: String) -> None:
         self._set_instruction(msg.data)

@@ -31,6 +31,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
+from spvla_ros.core.drop_counts import LogGate
 from spvla_ros.core.safety import Intervention, RobotMode, SafetyConfig, SafetyLayer, SafetySnapshot
 from spvla_ros.core.safety.config import SAFETY_NODE_NAME, SHUTDOWN_RAMP_TIMEOUT_S
 from spvla_ros.core.safety.fr3_limits import FR3_MAX_ANG_VEL_RADPS, FR3_MAX_LIN_VEL_MPS
@@ -62,8 +63,6 @@ BACKEND_JOIN_TIMEOUT_S = 5.0
 """Bound on the libfranka motion's ramp down and ``motion_finished`` at shutdown, s."""
 FINAL_ZERO_ACK_TIMEOUT_S = 0.5
 """How long the final zero may take to be acknowledged by the (reliable) subscribers before exit, s."""
-DROP_LOG_PERIOD_S = 1.0
-"""Dropped commands and clamps are logged at most once per this period (and counted always), s."""
 NOT_ARMED_LOG_PERIOD_S = 10.0
 """Commands held back in dry run: logged at most once per this period (the normal state until armed), s."""
 SAFETY_FIELDS = tuple(
@@ -116,6 +115,7 @@ class SafetyNode(Node):
                 raise ValueError(f"{name} must be > 0, got {rate}")
 
         self.layer = SafetyLayer(config)
+        self._intervention_log_gate = LogGate()
         self._last_step_s = time.monotonic()
         self._published_zero = True
         self._winding_down = False
@@ -203,10 +203,11 @@ class SafetyNode(Node):
             Intervention.DROP_WRONG_FRAME: f"frame {frame_id[:64]!r}, expected {self.layer.config.frame_id!r}",
             Intervention.DROP_NO_POSE: "no fresh robot pose (workspace box)",
         }.get(kind, "")
+        if not self._intervention_log_gate.due(kind.value):  # once a second per kind; all are counted
+            return
         verb = "dropped" if kind.value.startswith("drop_") else "clamped"
         self.get_logger().warning(f"command {verb}: {kind.value}" + (f" ({detail})" if detail else "")
-                                  + "; see /spvla/safety_status for the counts",
-                                  throttle_duration_sec=DROP_LOG_PERIOD_S)
+                                  + "; see /spvla/safety_status for the counts")
 
     def _on_gripper(self, msg: object) -> None:
         """Relay a gripper command only while armed (no e-stop, no fault); otherwise veto and count it.

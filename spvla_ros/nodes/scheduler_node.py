@@ -26,7 +26,7 @@ Refusals: every chunk the scheduler does not use (bad shape or values, a stamp b
 of its clock by more than ``max_stamp_lead_s``, older than the one held, answering a request from before the
 last instruction change or clock jump, predicted for another instruction) and every ``/clock`` it cannot use
 is counted by reason in ``SchedulerStatus.drop_names``/``drop_counts`` and logged at most once per
-``DROP_LOG_PERIOD_S`` per reason. No header value raises.
+``core.drop_counts.DROP_LOG_PERIOD_S`` per reason. No header value raises.
 
 Instruction: a new text on the instruction topic restarts the schedule; from then on only chunks carrying
 that instruction's digest (``ActionChunk.instruction_digest``) are used. Before the first instruction
@@ -38,7 +38,6 @@ Run: ``ros2 run spvla scheduler_node --ros-args --params-file config/spvla.yaml`
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
@@ -67,16 +66,15 @@ from spvla_ros.core.gripper import GripperConfig
 from spvla_ros.core.instruction import instruction_digest, instruction_for_log
 from spvla_ros.core.scheduler_config import SchedulerConfig
 from spvla_ros.core.scheduler_modes import SchedulerModes, load_scheduler_modes
-from spvla_ros.core.stamps import ns_to_sec_nanosec, stamp_to_ns
+from spvla_ros.core.stamps import stamp_to_ns
 from spvla_ros.nodes import qos, topics
 from spvla_ros.nodes.bringup import share_dir
 from spvla_ros.nodes.params import PairedParameters, ParamGroup, specs_from_dataclass
 from spvla_ros.nodes.spin import spin_node
+from spvla_ros.nodes.time_msg import ns_to_time
 from spvla_ros.nodes.time_source import guard_time_source
 
 NODE_NAME = "spvla_scheduler"
-DROP_LOG_PERIOD_S = 1.0
-"""At most one log line per refusal reason per this period, s (every refusal is counted)."""
 BAD_CHUNK = "bad_chunk"
 NEGATIVE_CLOCK = "negative_clock"
 
@@ -173,13 +171,6 @@ def mapping_specs():
     return specs_from_dataclass(ActionMappingConfig, MAPPING_FIELDS, {}, prefix=MAPPING_PREFIX)
 
 
-def ns_to_time(ns: int):
-    from builtin_interfaces.msg import Time
-
-    sec, nanosec = ns_to_sec_nanosec(ns)
-    return Time(sec=sec, nanosec=nanosec)
-
-
 class SchedulerNode(PairedParameters, Node):
     """See the module docstring."""
 
@@ -214,7 +205,6 @@ class SchedulerNode(PairedParameters, Node):
         self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg, gripper_cfg)
         self._instruction: str | None = None
         self.drops = DropCounts()
-        self._drop_logged_s: dict[str, float] = {}  # reason -> monotonic time of its last log line
         self._steady = RclpyClock(clock_type=ClockType.STEADY_TIME)
         self._clock_watch = ClockWatch(stream_cfg.clock_jump_threshold_s)
 
@@ -374,12 +364,8 @@ class SchedulerNode(PairedParameters, Node):
             self._instruction = msg.data
 
     def _drop(self, reason: str, text: str) -> None:
-        """Count a refused input under ``reason``; log it unless this reason was logged less than a period ago."""
-        n = self.drops.count(reason)
-        now = time.monotonic()
-        if now - self._drop_logged_s.get(reason, -math.inf) >= DROP_LOG_PERIOD_S:
-            self._drop_logged_s[reason] = now
-            self.get_logger().warning(f"{text} [{reason}: {n} so far]")
+        """Count a refused input under ``reason``; log it at most once a second per reason."""
+        self.drops.report(reason, text, self.get_logger().warning)
 
     def _report_jump(self, jump: ClockJump | None, source: str) -> None:
         if jump is None:

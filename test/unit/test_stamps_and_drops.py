@@ -72,3 +72,22 @@ def test_instruction_digest_is_stable_and_logs_are_short():
     shown = instruction_for_log(long)
     assert len(shown) < 200 and f"({len(long)} characters)" in shown
     assert instruction_for_log("short") == "'short'"
+
+
+def test_drops_log_once_per_period_per_reason_and_one_reason_never_hides_another():
+    from spvla_ros.core.drop_counts import LogGate
+
+    now = [0.0]
+    drops = DropCounts(log_gate=LogGate(1.0, clock=lambda: now[0]))
+    lines: list[str] = []
+    for _ in range(50):  # a flood of one reason
+        drops.report("future_stamp", "frame ahead", lines.append)
+    drops.report("bad_image", "not an image", lines.append)  # the same instant: still logged
+    assert lines == ["frame ahead [future_stamp: 1 so far]", "not an image [bad_image: 1 so far]"]
+    now[0] = 0.999
+    drops.report("future_stamp", "frame ahead", lines.append)
+    assert len(lines) == 2
+    now[0] = 1.0
+    drops.report("future_stamp", "frame ahead", lines.append)
+    assert lines[-1] == "frame ahead [future_stamp: 52 so far]"
+    assert drops.as_lists() == (["future_stamp", "bad_image"], [52, 1])
