@@ -397,18 +397,6 @@ class SafetyNode(Node):
             self.get_logger().warning("the final zero was not acknowledged by every subscriber")
         self.get_logger().info("stopped at rest (any twist sent last was an exact zero)")
 
-    def shutdown(self) -> None:
-        """Wind down without an executor (tests, scripts): ramp to zero, publishing, then the final zero."""
-        self.begin_wind_down("shutdown")
-        deadline = time.monotonic() + self.wind_down_timeout_s
-        if self.backend is not None:
-            self.backend.join(BACKEND_JOIN_TIMEOUT_S)
-        else:
-            while not self.wind_down_done() and time.monotonic() < deadline:
-                self._on_publish_tick()
-                time.sleep(self.layer.config.control_period_s)
-        self.end_wind_down()
-
 
 def _diagnostic_type() -> type:
     from diagnostic_msgs.msg import DiagnosticStatus

@@ -107,6 +107,7 @@ def test_safety_node_in_the_loop(sim) -> None:
 
     from spvla_ros.nodes import qos, topics
     from spvla_ros.nodes.safety_node import SafetyNode
+    from spvla_ros.nodes.spin import wind_down
     from spvla_ros.robot.franka_libfranka import LibfrankaVelocityBackend
 
     # Start from the ready pose (a separate connection, closed before the node connects).
@@ -151,7 +152,7 @@ def test_safety_node_in_the_loop(sim) -> None:
         assert node.layer.snapshot(time.monotonic()).state == "estop"
         assert node.backend.running, "the motion must still be running (holding zero), not aborted"
     finally:
-        node.shutdown()
+        wind_down(executor, [node], "test end")  # the production wind-down (spin.py), executor still running
         record = node.backend.last_record
         moved = node.backend.ee_position() - start
         node.destroy_node()
