@@ -268,10 +268,14 @@ class ParamGroup:
         self.fixed = dict(fixed or {})
         self.values: dict[str, Any] = {}
 
+    def declare_values(self, node: Node) -> dict[str, Any]:
+        """Declare the parameters on ``node``; keep and return their values (name -> value)."""
+        self.values = declare_all(node, list(self.specs.values()))
+        return self.values
+
     def declare(self, node: Node) -> Any:
         """Declare the parameters and build the config (raises ValueError if the YAML values are invalid)."""
-        self.values = declare_all(node, list(self.specs.values()))
-        return self.build(self.values)
+        return self.build(self.declare_values(node))
 
     def build(self, values: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Any:
         """The dataclass for these parameter values (raises ValueError when invalid)."""

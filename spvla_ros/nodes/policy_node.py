@@ -147,9 +147,7 @@ class PolicyNode(PairedParameters, Node):
         self._pruning = ParamGroup(PruningConfig, pruning_specs(self._declare_config_file(
             "pruning_config", PRUNING_FILE, "SP-VLA token pruning (PruningConfig) YAML: start values of the "
             "pruning parameters of this node")))
-        self._pruning.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
-                                for s in self._pruning.specs.values()}
-        self._pruning_cfg = self._pruning.build(self._pruning.values)
+        self._pruning_cfg = self._pruning.declare(self)
 
         if policy is None:
             from spvla_ros.core.policy import load_policy

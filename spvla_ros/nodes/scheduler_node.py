@@ -184,8 +184,8 @@ class SchedulerNode(PairedParameters, Node):
         self._mapping_params = ParamGroup(ActionMappingConfig, mapping_specs())
         self._gripper_params = ParamGroup(GripperConfig, gripper_specs())
         self._modes = load_scheduler_modes(share_dir() / "config" / "scheduler_modes.yaml")
-        stream_cfg = self._stream_params.build(self._declare_values(self._stream_params))
-        self._declare_values(self._sched_params)
+        stream_cfg = self._stream_params.build(self._stream_params.declare_values(self))
+        self._sched_params.declare_values(self)
         self._mode = self.declare_parameter(MODE_PARAM, self._modes.default, ParameterDescriptor(
             name=MODE_PARAM, type=ParameterType.PARAMETER_STRING,
             description=f"scheduling mode loaded into the scheduler parameters: {', '.join(self._modes.names)}, "
@@ -198,9 +198,9 @@ class SchedulerNode(PairedParameters, Node):
             self._sched_params.values.update(values)
         self._loading_mode = False
         sched_cfg = self._sched_params.build(self._sched_params.values, {"action_rate_hz": stream_cfg.action_rate_hz})
-        mapping_cfg = self._mapping_params.build(self._declare_values(self._mapping_params),
+        mapping_cfg = self._mapping_params.build(self._mapping_params.declare_values(self),
                                                  {"action_rate_hz": stream_cfg.action_rate_hz})
-        gripper_cfg = self._gripper_params.build(self._declare_values(self._gripper_params))
+        gripper_cfg = self._gripper_params.build(self._gripper_params.declare_values(self))
         self._frame_id = self.declare_parameter("frame_id", "fr3_link0").value
         self._core = CommandStream(sched_cfg, stream_cfg, mapping_cfg, gripper_cfg)
         self._instruction: str | None = None
@@ -227,11 +227,6 @@ class SchedulerNode(PairedParameters, Node):
             f"streaming at {stream_cfg.command_rate_hz:g} Hz, deciding at {stream_cfg.action_rate_hz:g} Hz "
             f"({'sim' if self._sim_time else 'wall'} time), frame {self._frame_id}, scheduling mode {self._mode}"
         )
-
-    def _declare_values(self, group: ParamGroup) -> dict:
-        group.values = {s.name: self.declare_parameter(s.name, s.default, s.descriptor()).value
-                        for s in group.specs.values()}
-        return group.values
 
     @property
     def core(self) -> CommandStream:
